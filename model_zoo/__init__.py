@@ -1,0 +1,1 @@
+"""Architectures, training recipes, the model manifest and small checkpoints."""

@@ -1,0 +1,55 @@
+"""`robbench train`: runs a model's recipe, writes its checkpoint and manifest row."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import robbench
+from model_zoo.recipes import RECIPES, TrainContext
+from model_zoo.zoo import MODELS, build_model, checkpoint_meta, read_manifest, write_manifest
+from robbench.checkpoints import save_checkpoint
+from robbench.datasets import load_split
+
+
+def train_model(model_id: str, *, output: str | Path | None = None, epochs: int | None = None,
+                data_root: str | None = None, device: str = "cpu",
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Trains `model_id` with its manifest recipe and seed. Without `output` the zoo
+    checkpoint and the manifest's hash, wall time and versions are updated."""
+    entry = MODELS.get(model_id)
+    args = dict(entry.recipe_args)
+    if epochs is not None:
+        args["epochs"] = epochs
+    torch.manual_seed(entry.seed)
+    generator = torch.Generator().manual_seed(entry.seed)
+    train, test = load_split(entry.dataset, "train", data_root), load_split(entry.dataset, "test", data_root)
+    model = build_model(entry)
+    model.body.normalize.fit(train.x)
+    model.to(device)
+    ctx = TrainContext(model=model, train=train, test=test, args=args, generator=generator,
+                       device=torch.device(device), log=log)
+    start = time.perf_counter()
+    RECIPES.get(entry.recipe)(ctx)
+    seconds = time.perf_counter() - start
+    model.eval()
+    test_acc = ctx.accuracy(test)
+    path = Path(output) if output else entry.checkpoint_path
+    sha = save_checkpoint(model.state_dict(), checkpoint_meta(entry, model), path)
+    if output is None:
+        entries = read_manifest()
+        updated = entries[model_id]
+        updated.checkpoint_sha256 = sha
+        updated.train_seconds = round(seconds, 1)
+        updated.trained_with = {"robbench": robbench.__version__, "torch": torch.__version__,
+                                "python": platform.python_version(), "device": str(device),
+                                "epochs": str(args.get("epochs"))}
+        write_manifest(entries)
+    log(f"saved {path} (sha256 {sha[:16]}…), test acc {test_acc:.4f}, {seconds:.1f}s")
+    return {"model": model_id, "checkpoint": str(path), "sha256": sha,
+            "test_acc": test_acc, "seconds": seconds}

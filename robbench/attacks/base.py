@@ -1,0 +1,65 @@
+"""The calling convention and result type every attack shares (as in foolbox 3)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from robbench.defenses import DefenseModel
+from robbench.registry import Registry
+
+
+@dataclass
+class AttackResult:
+    """Per-sample outcome. `success[i]`: x_adv[i] is misclassified. `norm[i]`: the
+    perturbation's size in the attack's norm. Counts are forward/backward passes
+    spent on sample i."""
+
+    x_adv: torch.Tensor
+    success: torch.Tensor
+    norm: torch.Tensor
+    n_forward: torch.Tensor
+    n_backward: torch.Tensor
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attack:
+    """Subclasses are frozen dataclasses: their fields are the attack's parameters,
+    recorded with every result so cached results are reused only for the same attack."""
+
+    id: str
+    norm: str  # "Linf" or "L2": the threat model whose ε the attack respects
+    minimum_norm: ClassVar[bool] = False  # True: perturbations are not bounded by ε
+
+    def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+            sample_ids: torch.Tensor, seed: int) -> AttackResult:
+        """Attacks a batch. `sample_ids` (the samples' indices in the test split) and
+        `seed` fix all randomness per sample, so results do not depend on batching."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ATTACKS: Registry[Attack] = Registry("attack")
+
+
+def register_attack(attack: Attack) -> Attack:
+    ATTACKS.add(attack.id, attack)
+    return attack
+
+
+def sample_generator(seed: int, attack_id: str, sample_id: int, restart: int) -> torch.Generator:
+    """A generator unique to (seed, attack, sample, restart)."""
+    key = f"{seed}/{attack_id}/{sample_id}/{restart}".encode()
+    value = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+    return torch.Generator().manual_seed(value)
+
+
+def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    flat = delta.flatten(1)
+    return flat.abs().amax(dim=1) if norm == "Linf" else flat.norm(dim=1)

@@ -1,0 +1,151 @@
+"""The `robbench` command line. Bad input ends in one `error:` line and exit 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+
+from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, RUNS_DIR
+from robbench.errors import RobbenchError
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    sys.exit(run(sys.argv[1:]))
+
+
+def run(argv: list[str]) -> int:
+    """Runs the CLI and returns its exit code; every failure is one line on stderr."""
+    try:
+        result = cli.main(argv, prog_name="robbench", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except RobbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished results are kept under runs/; run the same "
+                   "command again to resume", err=True)
+        return 130
+    except Exception as exc:  # a bug, not bad input: still one line, traceback on request
+        if os.environ.get("ROBBENCH_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} "
+                   f"(set ROBBENCH_DEBUG=1 for the traceback)", err=True)
+        return 3
+
+
+@click.group()
+@click.version_option(package_name="robbench")
+def cli() -> None:
+    """Robustness evaluation for clustering- and prototype-based defenses."""
+
+
+def _csv_list(ctx, param, value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@cli.command("eval")
+@click.option("--model", "model_id", required=True, help="Zoo model id (see `robbench models`).")
+@click.option("--attacks", required=True, callback=_csv_list, help="Comma-separated attack ids.")
+@click.option("--n-examples", type=int, default=None, help="First N test images (default: all).")
+@click.option("--eps", type=float, default=None, help="Budget (default: METHODS §1 for the dataset).")
+@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--checkpoint", type=click.Path(), default=None, help="Use this checkpoint file.")
+@click.option("--data-root", type=click.Path(), default=None, help="Dataset root ($ROBBENCH_DATA).")
+@click.option("--download", is_flag=True, help="Download a missing torchvision dataset.")
+@click.option("--runs-dir", type=click.Path(), default=RUNS_DIR, show_default=True)
+@click.option("--leaderboard", type=click.Path(), default=None, help="Leaderboard CSV to update.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
+                 data_root, download, runs_dir, leaderboard, as_json) -> None:
+    """Measure clean and robust accuracy of a model under a set of attacks."""
+    from robbench.evaluate import EvalRequest, evaluate
+
+    summary = evaluate(EvalRequest(
+        model_id=model_id, attacks=attacks, n_examples=n_examples, eps=eps,
+        batch_size=batch_size, seed=seed, device=device, checkpoint=checkpoint,
+        data_root=data_root, download=download, runs_dir=Path(runs_dir),
+        leaderboard=Path(leaderboard) if leaderboard else None,
+    ))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    rows = [["clean", f"{summary['clean_acc']:.2f}", "", ""]]
+    for attack_id, res in summary["attacks"].items():
+        rows.append([attack_id + (" (earlier run)" if res["from_earlier_run"] else ""),
+                     f"{res['robust_acc']:.2f}", res["successes"], res["seconds"]])
+    rows.append(["worst case", f"{summary['worst_case_acc']:.2f}", "", ""])
+    click.echo(f"{summary['model']} on {summary['dataset']}, {summary['threat_model']} "
+               f"eps={summary['eps']:.6g}, n={summary['n_examples']}, seed={summary['seed']}, "
+               f"checkpoint {summary['checkpoint_sha256'][:12]}")
+    click.echo(tabulate(rows, headers=["", "accuracy %", "successes", "seconds"]))
+    click.echo(f"per-sample results: {summary['run_dir']}\nleaderboard: {summary['leaderboard']}")
+
+
+@cli.command("train")
+@click.option("--model", "model_id", required=True, help="Zoo model id.")
+@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--output", type=click.Path(), default=None,
+              help="Write the checkpoint here instead of the zoo (manifest left untouched).")
+@click.option("--data-root", type=click.Path(), default=None)
+@click.option("--device", default="cpu", show_default=True)
+def train_command(model_id, epochs, output, data_root, device) -> None:
+    """Train a zoo model with its recipe and seed."""
+    from model_zoo.train import train_model
+    from robbench.evaluate import resolve_device
+
+    if epochs is not None and epochs <= 0:
+        raise RobbenchError(f"--epochs must be positive, got {epochs}")
+    train_model(model_id, output=output, epochs=epochs, data_root=data_root,
+                device=str(resolve_device(device)), log=lambda msg: click.echo(msg, err=True))
+
+
+@cli.command("models")
+@click.option("--json", "as_json", is_flag=True)
+def models_command(as_json) -> None:
+    """List the zoo models."""
+    from model_zoo.zoo import MODELS
+
+    rows = [{"id": mid, "dataset": e.dataset, "defense": e.defense, "architecture": e.architecture,
+             "checkpoint": e.checkpoint, "checkpoint_sha256": e.checkpoint_sha256,
+             "reference": e.reference} for mid, e in MODELS.items()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(tabulate([[r["id"], r["dataset"], r["defense"], r["architecture"],
+                              "yes" if r["checkpoint"] else "no"] for r in rows],
+                            headers=["model", "dataset", "defense", "architecture", "checkpoint"]))
+
+
+@cli.command("attacks")
+@click.option("--json", "as_json", is_flag=True)
+def attacks_command(as_json) -> None:
+    """List the registered attacks and their parameters."""
+    from robbench.attacks import ATTACKS
+
+    rows = [{"id": aid, "type": type(a).__name__, **a.params()} for aid, a in ATTACKS.items()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(tabulate([[r["id"], r["norm"], r["type"],
+                              ", ".join(f"{k}={v}" for k, v in r.items()
+                                        if k not in ("id", "norm", "type"))] for r in rows],
+                            headers=["attack", "norm", "type", "parameters"]))

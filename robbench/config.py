@@ -1,0 +1,34 @@
+"""Protocol defaults from METHODS.md §1, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NORMS = ("Linf", "L2")
+
+
+@dataclass(frozen=True)
+class ThreatDefaults:
+    linf_eps: float
+    l2_eps: float
+
+    def eps(self, norm: str) -> float:
+        return self.linf_eps if norm == "Linf" else self.l2_eps
+
+
+THREAT_DEFAULTS: dict[str, ThreatDefaults] = {
+    "digits": ThreatDefaults(linf_eps=0.2, l2_eps=1.0),
+    "mnist-t10k": ThreatDefaults(linf_eps=0.3, l2_eps=2.0),
+    "mnist": ThreatDefaults(linf_eps=0.3, l2_eps=2.0),
+    "cifar10": ThreatDefaults(linf_eps=8 / 255, l2_eps=0.5),
+    "cifar100": ThreatDefaults(linf_eps=8 / 255, l2_eps=0.5),
+    "svhn": ThreatDefaults(linf_eps=8 / 255, l2_eps=0.5),
+}
+
+PGD_RESTARTS = 10
+PGD_STEP_FRACTION = 0.25  # step = eps / 4 (2/255 at eps = 8/255)
+DEFAULT_SEED = 0
+DEFAULT_BATCH_SIZE = 256
+RUNS_DIR = "runs"
+LEADERBOARD_DIR = "leaderboards"
+DATA_ROOT_ENV = "ROBBENCH_DATA"

@@ -1,0 +1,209 @@
+"""`robbench eval`: model id → manifest → wrapper → attacks → per-sample results →
+leaderboard. Finished batches are on disk before the next starts, so an interrupted
+run loses nothing and the same command resumes it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+import robbench
+from model_zoo.zoo import MODELS, load_model
+from robbench.attacks import ATTACKS, Attack, AttackResult
+from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
+from robbench.datasets import DATASETS, load_split
+from robbench.errors import RobbenchError
+from robbench.leaderboard import default_path, upsert_row
+from robbench.results import RunStore, run_dir
+
+
+@dataclass
+class EvalRequest:
+    model_id: str
+    attacks: list[str]
+    n_examples: int | None = None  # None: the whole test split
+    eps: float | None = None  # None: the protocol default for the dataset and norm
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = DEFAULT_SEED
+    device: str = "cpu"
+    checkpoint: str | None = None
+    data_root: str | None = None
+    download: bool = False
+    runs_dir: Path = field(default_factory=lambda: Path(RUNS_DIR))
+    leaderboard: Path | None = None  # None: leaderboards/<dataset>-<norm>.csv
+    progress: bool = True
+
+
+def resolve_attacks(ids: list[str]) -> tuple[list[Attack], str]:
+    if not ids:
+        raise RobbenchError("no attack given; pass --attacks ID[,ID...] (see `robbench attacks`)")
+    attacks = [ATTACKS.get(a) for a in ids]
+    norms = {a.norm for a in attacks}
+    if len(norms) > 1:
+        by_norm = ", ".join(f"{a.id} ({a.norm})" for a in attacks)
+        raise RobbenchError(f"attacks {by_norm} belong to different threat models; "
+                            f"evaluate each norm in its own run")
+    return attacks, norms.pop()
+
+
+def check_eps(eps: float, norm: str, input_shape: tuple[int, ...]) -> None:
+    if not math.isfinite(eps) or eps <= 0:
+        raise RobbenchError(f"--eps must be a positive number, got {eps}")
+    limit = 1.0 if norm == "Linf" else math.sqrt(math.prod(input_shape))
+    if eps > limit:
+        raise RobbenchError(f"--eps {eps} exceeds the input range: inputs lie in [0, 1], so an "
+                            f"{norm} perturbation is at most {limit:.4g}")
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise RobbenchError(f"unknown --device {name!r}; use cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RobbenchError("--device cuda requested but CUDA is not available on this machine")
+    return device
+
+
+def evaluate(req: EvalRequest) -> dict[str, Any]:
+    started = time.perf_counter()
+    attacks, norm = resolve_attacks(req.attacks)
+    entry = MODELS.get(req.model_id)
+    spec = DATASETS.get(entry.dataset)
+    protocol_eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
+    eps = protocol_eps if req.eps is None else req.eps
+    check_eps(eps, norm, spec.input_shape)
+    if req.n_examples is not None and req.n_examples <= 0:
+        raise RobbenchError(f"--n-examples must be positive, got {req.n_examples}")
+    if req.batch_size <= 0:
+        raise RobbenchError(f"--batch-size must be positive, got {req.batch_size}")
+    device = resolve_device(req.device)
+
+    loaded = load_model(req.model_id, req.checkpoint, device)
+    model = loaded.model
+    test = load_split(entry.dataset, "test", req.data_root, req.download)
+    n = len(test) if req.n_examples is None else req.n_examples
+    if n > len(test):
+        raise RobbenchError(f"--n-examples {n} exceeds the {len(test)} test images of {entry.dataset}")
+    x_all, y_all = test.x[:n], test.y[:n]
+    index = torch.arange(n)
+
+    store = RunStore(run_dir(req.runs_dir, req.model_id, loaded.sha256, norm, eps, req.seed))
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    store.save_meta({
+        "model": req.model_id, "dataset": entry.dataset, "defense": entry.defense,
+        "architecture": entry.architecture, "threat_model": norm, "eps": eps,
+        "protocol_eps": protocol_eps, "seed": req.seed, "checkpoint": str(loaded.checkpoint_path),
+        "checkpoint_sha256": loaded.sha256, "reference": entry.reference, "date": date,
+        "versions": versions(),
+    })
+
+    pred = clean_predictions(model, x_all, req.batch_size, device)
+    store.save_clean(index, y_all, pred)
+    correct = pred == y_all
+
+    for attack in attacks:
+        run_attack(attack, model, store, x_all, y_all, correct, eps, req, device)
+
+    summary = summarize(store, n, requested=[a.id for a in attacks])
+    summary.update({"model": req.model_id, "dataset": entry.dataset, "threat_model": norm,
+                    "eps": eps, "n_examples": n, "seed": req.seed,
+                    "checkpoint_sha256": loaded.sha256, "run_dir": str(store.root),
+                    "seconds": round(time.perf_counter() - started, 2)})
+    lb_path = req.leaderboard or default_path(Path(LEADERBOARD_DIR), entry.dataset, norm, eps, protocol_eps)
+    upsert_row(lb_path, leaderboard_row(summary, store.load_meta()))
+    summary["leaderboard"] = str(lb_path)
+    return summary
+
+
+def versions() -> dict[str, str]:
+    return {"robbench": robbench.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+@torch.inference_mode()
+def clean_predictions(model: torch.nn.Module, x: torch.Tensor, batch_size: int,
+                      device: torch.device) -> torch.Tensor:
+    preds = [model(x[i:i + batch_size].to(device)).argmax(dim=1).cpu()
+             for i in range(0, len(x), batch_size)]
+    return torch.cat(preds)
+
+
+def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch.Tensor,
+               y: torch.Tensor, correct: torch.Tensor, eps: float, req: EvalRequest,
+               device: torch.device) -> None:
+    """Attacks the clean-correct samples this run dir has no row for yet."""
+    done = set(store.start_attack(attack.id, attack.params())["index"].tolist())
+    todo = torch.tensor([i for i in range(len(y)) if i not in done], dtype=torch.int64)
+    wrong = todo[~correct[todo]]
+    if len(wrong):  # misclassified already: the clean input is the adversarial example
+        store.append_attack(attack.id, wrong, trivial_result(x[wrong], attack.norm), 0.0)
+    todo = todo[correct[todo]]
+    bar = tqdm(total=len(todo), desc=attack.id, unit="img", leave=False,
+               disable=None if req.progress else True)
+    for start in range(0, len(todo), req.batch_size):
+        idx = todo[start:start + req.batch_size]
+        t0 = time.perf_counter()
+        result = attack.run(model, x[idx].to(device), y[idx].to(device), eps=eps,
+                            sample_ids=idx, seed=req.seed)
+        store.append_attack(attack.id, idx, result, time.perf_counter() - t0)
+        bar.update(len(idx))
+    bar.close()
+
+
+def trivial_result(x: torch.Tensor, norm: str) -> AttackResult:
+    zeros = torch.zeros(len(x), dtype=torch.int64)
+    return AttackResult(x_adv=x, success=torch.ones(len(x), dtype=torch.bool),
+                        norm=torch.zeros(len(x)), n_forward=zeros, n_backward=zeros.clone())
+
+
+def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
+    """Accuracies over samples 0..n-1. The worst case is per sample: robust only if
+    clean-correct and no attack on record (this run's or an earlier one's, for the
+    same checkpoint, ε and seed) succeeded on it — the mean of a per-sample min."""
+    clean = store.load_clean().set_index("index").loc[range(n)]
+    robust = clean["correct"].to_numpy().copy()
+    attacks: dict[str, Any] = {}
+    for attack_id in store.attack_ids():
+        frame, meta = store.load_attack(attack_id)
+        frame = frame.set_index("index")
+        if not set(range(n)) <= set(frame.index):
+            continue  # this attack has not covered these samples; never mix partial runs
+        rows = frame.loc[range(n)]
+        success = rows["success"].astype(bool).to_numpy()
+        hits = rows["norm"][success & clean["correct"].to_numpy()]
+        attacks[attack_id] = {
+            "robust_acc": 100.0 * float((clean["correct"].to_numpy() & ~success).mean()),
+            "successes": int((success & clean["correct"].to_numpy()).sum()),
+            "median_norm": float(hits.median()) if len(hits) else None,
+            "n_forward": int(rows["n_forward"].sum()), "n_backward": int(rows["n_backward"].sum()),
+            "seconds": round(meta["seconds"], 2), "flags": meta["flags"],
+            "from_earlier_run": attack_id not in requested,
+        }
+        robust &= ~success
+    return {"clean_acc": 100.0 * float(clean["correct"].mean()), "attacks": attacks,
+            "worst_case_acc": 100.0 * float(robust.mean()), "worst_case_over": sorted(attacks)}
+
+
+def leaderboard_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "model": summary["model"], "defense": meta["defense"], "dataset": summary["dataset"],
+        "threat_model": summary["threat_model"], "eps": round(summary["eps"], 6),
+        "architecture": meta["architecture"], "clean_acc": round(summary["clean_acc"], 2),
+        "worst_case_acc": round(summary["worst_case_acc"], 2),
+        "n_examples": summary["n_examples"], "seed": summary["seed"],
+        "checkpoint_sha256": summary["checkpoint_sha256"],
+        "robbench_version": meta["versions"]["robbench"], "torch_version": meta["versions"]["torch"],
+        "date": meta["date"], "source": "measured", "unreliable": "", "reference": meta["reference"],
+    }
+    for attack_id, result in summary["attacks"].items():
+        row[attack_id] = round(result["robust_acc"], 2)
+    return row
