@@ -24,15 +24,12 @@ def random_start(x: torch.Tensor, eps: float, norm: str, generators: list[torch.
     shape = x.shape[1:]
     if norm == "Linf":
         noise = torch.stack([torch.rand(shape, generator=g) * 2 - 1 for g in generators]) * eps
-    else:
+    else:  # uniform direction, radius eps * U^(1/d): uniform in the L2 ball
         dims = x[0].numel()
-        noise = torch.stack([
-            torch.randn(shape, generator=g) * torch.rand((), generator=g) ** (1 / dims)
-            for g in generators
-        ])
-        noise = noise / noise.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * len(shape))
+        noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
         radii = torch.stack([torch.rand((), generator=g) for g in generators]) ** (1 / dims)
-        noise = noise * (eps * radii).view(-1, *[1] * len(shape))
+        scale = eps * radii / noise.flatten(1).norm(dim=1).clamp_min(1e-12)
+        noise = noise * scale.view(-1, *[1] * len(shape))
     return (x + noise.to(x.device, x.dtype)).clamp(0, 1)
 
 
@@ -111,11 +108,12 @@ class PGD(Attack):
                     success[hit] = True
                 if last:
                     break
-                grad, = torch.autograd.grad(loss.sum(), xk)
-                n_backward[live] += 1
                 keep = ~fooled
                 if not keep.any():
                     break
+                # the batch's backward runs through rows fooled just now as well: counted
+                grad, = torch.autograd.grad(loss.sum(), xk)
+                n_backward[live] += 1
                 keep_dev = keep.to(xk.device)
                 live, x0, y0 = live[keep], x0[keep_dev], y0[keep_dev]
                 xk = xk.detach()[keep_dev] + step * ascent_direction(grad[keep_dev], self.norm)

@@ -1,0 +1,35 @@
+"""Shared fixtures: the committed nominal-digits model and an isolated work dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_zoo.zoo import load_model
+from robbench.datasets import load_split
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def nominal_digits():
+    return load_model("nominal-digits").model
+
+
+@pytest.fixture(scope="session")
+def digits_test():
+    return load_split("digits", "test")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run from an empty directory so runs/ and leaderboards/ land in tmp."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)

@@ -1,0 +1,134 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from robbench.attacks import AttackResult
+from robbench.attacks.pgd import PGD
+from robbench.cli import run
+from robbench.evaluate import summarize
+from robbench.results import RunStore
+
+
+def eval_json(capsys, *args: str) -> dict:
+    code = run(["eval", "--model", "nominal-digits", "--json", *args])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_json_summary_reports_robust_accuracy_far_below_clean(workdir, capsys):
+    summary = eval_json(capsys, "--attacks", "pgd20", "--n-examples", "60")
+    for key in ["model", "dataset", "threat_model", "eps", "n_examples", "seed", "clean_acc",
+                "attacks", "worst_case_acc", "seconds"]:
+        assert key in summary
+    assert summary["eps"] == 0.2 and summary["threat_model"] == "Linf"
+    assert summary["clean_acc"] >= 90
+    assert summary["attacks"]["pgd20"]["robust_acc"] < summary["clean_acc"] - 50
+
+
+def test_per_sample_results_are_written_under_runs(workdir, capsys):
+    summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "30")
+    root = workdir / summary["run_dir"]
+    assert root.is_relative_to(workdir / "runs")
+    clean = pd.read_csv(root / "clean.csv")
+    fgsm = pd.read_csv(root / "attacks" / "fgsm.csv")
+    assert list(clean["index"]) == list(range(30)) and "correct" in clean
+    assert list(fgsm.columns) == ["index", "success", "norm", "n_forward", "n_backward"]
+    assert len(fgsm) == 30 and (fgsm["norm"] <= 0.2 + 1e-6).all()
+
+
+def test_leaderboard_keeps_one_row_per_model_and_other_models_rows(workdir, capsys):
+    board = workdir / "board.csv"
+    pd.DataFrame([{"model": "other-model", "clean_acc": 50.0, "worst_case_acc": 10.0}]).to_csv(board, index=False)
+    eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20", "--leaderboard", str(board))
+    eval_json(capsys, "--attacks", "fgsm", "--n-examples", "30", "--leaderboard", str(board))
+    table = pd.read_csv(board)
+    assert sorted(table["model"]) == ["nominal-digits", "other-model"]
+    assert table.set_index("model").loc["nominal-digits", "n_examples"] == 30
+
+
+def test_default_leaderboard_is_per_dataset_and_norm(workdir, capsys):
+    eval_json(capsys, "--attacks", "pgd20-l2", "--n-examples", "10")
+    assert (workdir / "leaderboards" / "digits-L2.csv").exists()
+
+
+def test_custom_eps_never_replaces_the_protocol_row(workdir, capsys):
+    summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "10", "--eps", "0.1")
+    assert summary["leaderboard"].endswith("digits-Linf-eps0.1.csv")
+
+
+def write_attack(store: RunStore, attack_id: str, success: list[bool]) -> None:
+    n = len(success)
+    store.start_attack(attack_id, {"id": attack_id})
+    zeros = torch.zeros(n, dtype=torch.int64)
+    store.append_attack(attack_id, torch.arange(n), AttackResult(
+        x_adv=torch.zeros(n), success=torch.tensor(success), norm=torch.zeros(n),
+        n_forward=zeros, n_backward=zeros), seconds=0.0)
+
+
+def test_worst_case_is_the_mean_of_a_per_sample_min_not_a_min_of_means(tmp_path):
+    store = RunStore(tmp_path)
+    store.save_clean(torch.arange(4), torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64))
+    write_attack(store, "a", [True, True, False, False])
+    write_attack(store, "b", [False, False, True, True])
+    summary = summarize(store, 4, requested=["a", "b"])
+    assert summary["attacks"]["a"]["robust_acc"] == summary["attacks"]["b"]["robust_acc"] == 50.0
+    assert summary["worst_case_acc"] == 0.0
+
+
+def test_clean_errors_count_as_non_robust_for_every_attack(tmp_path):
+    store = RunStore(tmp_path)
+    store.save_clean(torch.arange(2), torch.tensor([0, 1]), torch.tensor([0, 0]))
+    write_attack(store, "a", [False, True])
+    assert summarize(store, 2, requested=["a"])["worst_case_acc"] == 50.0
+
+
+class Spy:
+    """Records which sample ids an attack was asked to compute."""
+
+    def __init__(self, monkeypatch):
+        self.ids: list[int] = []
+        original = PGD.run
+
+        def spy(attack, model, x, y, **kw):
+            self.ids += kw["sample_ids"].tolist()
+            return original(attack, model, x, y, **kw)
+
+        monkeypatch.setattr(PGD, "run", spy)
+
+
+def test_a_later_run_reuses_earlier_attacks_and_merges_the_worst_case(workdir, capsys, monkeypatch):
+    first = eval_json(capsys, "--attacks", "pgd20", "--n-examples", "40")
+    spy = Spy(monkeypatch)
+    second = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "40")
+    assert second["attacks"]["pgd20"]["from_earlier_run"] is True
+    assert second["attacks"]["pgd20"]["robust_acc"] == first["attacks"]["pgd20"]["robust_acc"]
+    assert second["worst_case_over"] == ["fgsm", "pgd20"]
+    assert second["worst_case_acc"] <= min(a["robust_acc"] for a in second["attacks"].values())
+    assert spy.ids and all(i < 40 for i in spy.ids)  # only fgsm ran
+
+
+def test_rerun_with_more_samples_computes_only_the_missing_ones(workdir, capsys, monkeypatch):
+    eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
+    spy = Spy(monkeypatch)
+    summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "50")
+    assert spy.ids and min(spy.ids) >= 20
+    assert summary["n_examples"] == 50
+
+
+def test_results_of_an_attack_with_other_parameters_are_recomputed(workdir, capsys, monkeypatch):
+    summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
+    meta_path = workdir / summary["run_dir"] / "attacks" / "fgsm.json"
+    meta = json.loads(meta_path.read_text())
+    meta["params"]["steps"] = 7
+    meta_path.write_text(json.dumps(meta))
+    spy = Spy(monkeypatch)
+    eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
+    assert set(spy.ids) == {i for i in range(20)} - set(
+        pd.read_csv(workdir / summary["run_dir"] / "clean.csv").query("not correct")["index"])
+
+
+def test_committed_nominal_digits_reaches_95_percent_clean_accuracy(workdir, capsys):
+    assert eval_json(capsys, "--attacks", "fgsm")["clean_acc"] >= 95.0
