@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import platform
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import torch
 
 import robbench
 from model_zoo.recipes import RECIPES, TrainContext
-from model_zoo.zoo import MODELS, build_model, checkpoint_meta, read_manifest, write_manifest
+from model_zoo.zoo import MANIFEST_PATH, MODELS, build_model, checkpoint_meta, read_manifest, write_manifest
 from robbench.checkpoints import save_checkpoint
 from robbench.datasets import load_split
 
@@ -33,7 +35,7 @@ def train_model(model_id: str, *, output: str | Path | None = None, epochs: int 
     model.body.normalize.fit(train.x)
     model.to(device)
     ctx = TrainContext(model=model, train=train, test=test, args=args, generator=generator,
-                       device=torch.device(device), log=log)
+                       device=torch.device(device), log=log, dataset=entry.dataset)
     start = time.perf_counter()
     RECIPES.get(entry.recipe)(ctx)
     seconds = time.perf_counter() - start
@@ -42,14 +44,31 @@ def train_model(model_id: str, *, output: str | Path | None = None, epochs: int 
     path = Path(output) if output else entry.checkpoint_path
     sha = save_checkpoint(model.state_dict(), checkpoint_meta(entry, model), path)
     if output is None:
-        entries = read_manifest()
-        updated = entries[model_id]
-        updated.checkpoint_sha256 = sha
-        updated.train_seconds = round(seconds, 1)
-        updated.trained_with = {"robbench": robbench.__version__, "torch": torch.__version__,
-                                "python": platform.python_version(), "device": str(device),
-                                "epochs": str(args.get("epochs"))}
-        write_manifest(entries)
+        with manifest_lock():
+            record_training(model_id, sha, seconds, args, device)
     log(f"saved {path} (sha256 {sha[:16]}…), test acc {test_acc:.4f}, {seconds:.1f}s")
     return {"model": model_id, "checkpoint": str(path), "sha256": sha,
             "test_acc": test_acc, "seconds": seconds}
+
+
+@contextmanager
+def manifest_lock():
+    """Trainings may run in parallel; each rewrites the manifest under this lock."""
+    with open(MANIFEST_PATH.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def record_training(model_id: str, sha: str, seconds: float, args: dict[str, Any], device: str) -> None:
+    entries = read_manifest()
+    updated = entries[model_id]
+    updated.checkpoint_sha256 = sha
+    updated.train_seconds = round(seconds, 1)
+    updated.trained_with = {"robbench": robbench.__version__, "torch": torch.__version__,
+                            "python": platform.python_version(), "device": str(device),
+                            "threads": str(torch.get_num_threads()),
+                            "epochs": str(args.get("epochs"))}
+    write_manifest(entries)

@@ -1,7 +1,6 @@
 import json
 
 import pandas as pd
-import pytest
 import torch
 
 from robbench.attacks import AttackResult

@@ -22,6 +22,7 @@ class TrainContext:
     generator: torch.Generator
     device: torch.device
     log: Callable[[str], None]
+    dataset: str
 
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled minibatches (seeded)."""
@@ -39,6 +40,37 @@ class TrainContext:
             y = split.y[start:start + batch_size].to(self.device)
             correct += (self.model.native_predict(x) == y).sum().item()
         return correct / len(split)
+
+    epoch: int = 0  # set by the epoch loops; drives the ε warm-up
+
+    @property
+    def eps(self) -> float:
+        """Training budget: recipe arg `eps`, else the dataset's protocol L∞ ε, ramped
+        linearly over the first `eps_warmup_epochs` epochs (adversarial training at
+        MNIST's ε = 0.3 from the first step collapses to a constant classifier)."""
+        from robbench.config import THREAT_DEFAULTS
+        eps = float(self.args.get("eps", THREAT_DEFAULTS[self.dataset].linf_eps))
+        warmup = self.args.get("eps_warmup_epochs", 0)
+        return eps * min(1.0, (self.epoch + 1) / warmup) if warmup else eps
+
+    def fit(self, batch_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+            parameters=None) -> None:
+        """The shared epoch loop: Adam on the mean of `batch_loss(x, y)` over shuffled
+        minibatches, logging loss and accuracy every epoch."""
+        epochs, batch_size = self.args["epochs"], self.args["batch_size"]
+        opt = torch.optim.Adam(self.model.parameters() if parameters is None else parameters,
+                               lr=self.args["lr"])
+        for epoch in range(epochs):
+            self.epoch = epoch
+            self.model.train()
+            total, count = 0.0, 0
+            for x, y in self.batches(batch_size):
+                loss = batch_loss(x, y).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total, count = total + loss.item() * len(y), count + len(y)
+            self.log_epoch(epoch, epochs, total / count)
 
     def log_epoch(self, epoch: int, epochs: int, loss: float) -> None:
         self.log(f"epoch {epoch + 1}/{epochs}  loss {loss:.4f}  "

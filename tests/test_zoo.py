@@ -1,0 +1,63 @@
+"""The committed zoo: every defense on digits and mnist-t10k, with verified checkpoints."""
+
+import json
+
+import pytest
+import torch
+
+from model_zoo.zoo import MODELS, load_model
+from robbench.cli import run
+from robbench.datasets import load_split
+from tests.conftest import REPO_ROOT
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+DEFENSES = ["nominal", "at", "trades", "atc", "magnet", "clustr", "clustr-qtrades", "mmc",
+            "mat-ftc", "mat-so", "mat-bibo", "mat-so-bibo", "drp", "drp-l2"]
+TARGETS = {"digits": 90.0, "mnist-t10k": 95.0}
+MANIFEST_FIELDS = ["dataset", "architecture", "defense", "checkpoint", "checkpoint_sha256",
+                   "recipe", "command", "seed", "recipe_args", "train_seconds", "reference"]
+
+
+def zoo_ids(dataset: str) -> list[str]:
+    return [f"{d}-{dataset}" for d in DEFENSES]
+
+
+def needs_data(dataset: str):
+    if dataset != "digits" and not (SHARED_DATA / "MNIST" / "raw").exists():
+        pytest.skip(f"official MNIST test files not found at {SHARED_DATA}")
+    return None if dataset == "digits" else SHARED_DATA
+
+
+@pytest.mark.parametrize("dataset", TARGETS)
+def test_every_defense_has_a_zoo_model_with_a_complete_manifest_row(dataset):
+    for model_id in zoo_ids(dataset):
+        entry = vars(MODELS.get(model_id))
+        assert all(entry[f] is not None for f in MANIFEST_FIELDS), model_id
+        assert MODELS.get(model_id).checkpoint_path.exists(), model_id
+        assert "epochs" in entry["recipe_args"] and entry["train_seconds"] > 0
+
+
+@pytest.mark.parametrize("dataset, limit", [("digits", 1 << 20), ("mnist-t10k", 4 << 20)])
+def test_zoo_checkpoints_are_small(dataset, limit):
+    for model_id in zoo_ids(dataset):
+        assert MODELS.get(model_id).checkpoint_path.stat().st_size < limit, model_id
+
+
+@pytest.mark.parametrize("dataset", TARGETS)
+def test_every_zoo_model_reaches_its_clean_accuracy_target(dataset):
+    test = load_split(dataset, "test", needs_data(dataset))
+    for model_id in zoo_ids(dataset):
+        model = load_model(model_id).model
+        with torch.inference_mode():
+            pred = torch.cat([model(test.x[i:i + 500]).argmax(1) for i in range(0, len(test), 500)])
+        accuracy = 100 * (pred == test.y).float().mean().item()
+        assert accuracy >= TARGETS[dataset], f"{model_id}: {accuracy:.2f}%"
+
+
+@pytest.mark.parametrize("model_id", zoo_ids("digits"))
+def test_pgd20_runs_on_every_digits_zoo_model(model_id, workdir, capsys):
+    code = run(["eval", "--model", model_id, "--attacks", "pgd20", "--n-examples", "16", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    summary = json.loads(out)
+    assert summary["attacks"]["pgd20"]["robust_acc"] <= summary["clean_acc"]
