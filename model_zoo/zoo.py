@@ -70,7 +70,9 @@ def build_model(entry: ModelEntry, defense_params: dict[str, Any] | None = None)
     spec = DATASETS.get(entry.dataset)
     features = ARCHITECTURES.get(entry.architecture)(spec.input_shape[0], entry.feature_dim)
     params = entry.defense_params if defense_params is None else defense_params
-    return DEFENSES.get(entry.defense)(features, spec.num_classes, **params)
+    model = DEFENSES.get(entry.defense)(features, spec.num_classes, **params)
+    model.dataset = entry.dataset
+    return model
 
 
 @dataclass(frozen=True)

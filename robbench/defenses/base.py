@@ -28,6 +28,7 @@ class DefenseModel(nn.Module):
         super().__init__()
         self.body = features
         self.num_classes = num_classes
+        self.dataset: str | None = None  # set by the zoo; transfer attacks find their substitute by it
 
     @property
     def feature_dim(self) -> int:
