@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -179,11 +180,11 @@ def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
             continue  # this attack has not covered these samples; never mix partial runs
         rows = frame.loc[range(n)]
         success = rows["success"].astype(bool).to_numpy()
-        hits = rows["norm"][success & clean["correct"].to_numpy()]
+        correct = clean["correct"].to_numpy()
         attacks[attack_id] = {
-            "robust_acc": 100.0 * float((clean["correct"].to_numpy() & ~success).mean()),
-            "successes": int((success & clean["correct"].to_numpy()).sum()),
-            "median_norm": float(hits.median()) if len(hits) else None,
+            "robust_acc": 100.0 * float((correct & ~success).mean()),
+            "successes": int((success & correct).sum()),
+            **norm_statistics(rows["norm"].to_numpy()[correct]),
             "n_forward": int(rows["n_forward"].sum()), "n_backward": int(rows["n_backward"].sum()),
             "seconds": round(meta["seconds"], 2), "flags": meta["flags"],
             "from_earlier_run": attack_id not in requested,
@@ -191,6 +192,16 @@ def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
         robust &= ~success
     return {"clean_acc": 100.0 * float(clean["correct"].mean()), "attacks": attacks,
             "worst_case_acc": 100.0 * float(robust.mean()), "worst_case_over": sorted(attacks)}
+
+
+def norm_statistics(norms: np.ndarray) -> dict[str, Any]:
+    """Over the clean-correct samples: mean and median norm of the adversarials found
+    (any size: minimum-norm attacks report norms beyond ε too) and how many samples
+    got none (norm inf: e.g. foolbox C&W's all-zero failure images)."""
+    found = norms[np.isfinite(norms) & (norms > 0)]
+    return {"mean_norm": float(found.mean()) if len(found) else None,
+            "median_norm": float(np.median(found)) if len(found) else None,
+            "failures": int(np.isinf(norms).sum())}
 
 
 def leaderboard_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:

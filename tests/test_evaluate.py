@@ -131,3 +131,16 @@ def test_results_of_an_attack_with_other_parameters_are_recomputed(workdir, caps
 
 def test_committed_nominal_digits_reaches_95_percent_clean_accuracy(workdir, capsys):
     assert eval_json(capsys, "--attacks", "fgsm")["clean_acc"] >= 95.0
+
+
+def test_minimum_norm_statistics_skip_failures_and_count_them(tmp_path):
+    store = RunStore(tmp_path)
+    store.save_clean(torch.arange(3), torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64))
+    store.start_attack("cw", {"id": "cw"})
+    zeros = torch.zeros(3, dtype=torch.int64)
+    store.append_attack("cw", torch.arange(3), AttackResult(
+        x_adv=torch.zeros(3), success=torch.tensor([True, False, False]),
+        norm=torch.tensor([0.5, float("inf"), 1.5]), n_forward=zeros, n_backward=zeros), seconds=0.0)
+    stats = summarize(store, 3, requested=["cw"])["attacks"]["cw"]
+    assert stats["mean_norm"] == 1.0 and stats["median_norm"] == 1.0 and stats["failures"] == 1
+    assert abs(stats["robust_acc"] - 200 / 3) < 1e-9  # norm 1.5 lies beyond ε: not a success
