@@ -1,0 +1,53 @@
+"""An eval killed with SIGKILL resumes: only missing (attack, sample) pairs are computed
+and the final numbers equal those of an uninterrupted run."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from robbench.cli import run
+from tests.test_evaluate import Spy
+
+ARGS = ["eval", "--model", "nominal-digits", "--attacks", "pgd100", "--eps", "0.05",
+        "--n-examples", "48", "--batch-size", "4", "--json"]
+
+
+def kill_after_first_batch(tmp_path) -> pd.DataFrame:
+    cmd = [sys.executable, "-c", "from robbench.cli import main; main()", *ARGS,
+           "--runs-dir", str(tmp_path / "runs"), "--leaderboard", str(tmp_path / "board.csv")]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "runs").rglob("pgd100.csv"))
+        if found and len(pd.read_csv(found[0])) > 0:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return pd.read_csv(found[0])
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the eval finished or wrote nothing before it could be killed")
+
+
+def run_json(capsys, *extra: str) -> dict:
+    assert run([*ARGS, *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_killed_eval_resumes_with_only_the_missing_samples_and_same_numbers(tmp_path, capsys, monkeypatch):
+    done = kill_after_first_batch(tmp_path)
+    assert 0 < len(done) < 48 and done["index"].is_unique
+    spy = Spy(monkeypatch)
+    resumed = run_json(capsys, "--runs-dir", str(tmp_path / "runs"), "--leaderboard", str(tmp_path / "board.csv"))
+    assert spy.ids and not set(spy.ids) & set(done["index"])
+    assert len(spy.ids) == len(set(spy.ids))
+    monkeypatch.undo()
+    fresh = run_json(capsys, "--runs-dir", str(tmp_path / "fresh"), "--leaderboard", str(tmp_path / "b2.csv"))
+    assert resumed["clean_acc"] == fresh["clean_acc"]
+    assert resumed["attacks"]["pgd100"]["robust_acc"] == fresh["attacks"]["pgd100"]["robust_acc"]
+    rows = [pd.read_csv(next((tmp_path / d).rglob("pgd100.csv")))[["index", "success", "norm"]]
+            for d in ("runs", "fresh")]
+    pd.testing.assert_frame_equal(rows[0], rows[1])
