@@ -102,7 +102,8 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     store.save_meta({
         "model": req.model_id, "dataset": entry.dataset, "defense": entry.defense,
         "architecture": entry.architecture, "threat_model": norm, "eps": eps,
-        "protocol_eps": protocol_eps, "seed": req.seed, "checkpoint": str(loaded.checkpoint_path),
+        "protocol_eps": protocol_eps, "seed": req.seed, "n_examples": n,
+        "checkpoint": str(loaded.checkpoint_path),
         "checkpoint_sha256": loaded.sha256, "reference": entry.reference, "date": date,
         "versions": versions(),
     })
