@@ -1,0 +1,171 @@
+"""Attack speed against the hardware limit and peer libraries, on the same model and
+samples: `python -m benchmarks.attacks --json`.
+
+limit       a bare loop replaying exactly the forward/backward passes robbench's pgd100
+            made (same batch shapes, same grad mode), on random inputs
+robbench    pgd100 (10 restarts x 100 steps, step ε/4, early stop per sample)
+foolbox     LinfPGD, same ε / steps / step size, 10 restarts on the samples still robust
+torchattacks PGD, likewise
+aa          AutoAttack standard through robbench vs pyautoattack called directly
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+import torch
+
+from model_zoo.zoo import load_model
+from robbench.attacks import ATTACKS
+from robbench.config import THREAT_DEFAULTS
+from robbench.datasets import load_split
+
+DEFAULT_MODELS = ["nominal-digits", "clustr-digits", "nominal-mnist-t10k", "clustr-mnist-t10k"]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    sync(device)
+    start = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - start, out
+
+
+@contextmanager
+def recording_passes(model: torch.nn.Module):
+    """Records (batch size, grad enabled) of every forward call."""
+    passes: list[tuple[int, bool]] = []
+    handle = model.register_forward_pre_hook(
+        lambda _m, args: passes.append((args[0].shape[0], torch.is_grad_enabled())))
+    try:
+        yield passes
+    finally:
+        handle.remove()
+
+
+def bare_loop(model: torch.nn.Module, passes: list[tuple[int, bool]], shape: tuple[int, ...],
+              device: torch.device) -> None:
+    """The same passes with nothing else: the limit for this model and hardware."""
+    for batch, grad in passes:
+        x = torch.rand(batch, *shape, device=device)
+        if grad:
+            x.requires_grad_(True)
+            torch.autograd.grad(model(x).sum(), x)
+        else:
+            with torch.no_grad():
+                model(x)
+
+
+def restarts_loop(attack_once: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, restarts: int) -> int:
+    """A peer's single-start attack repeated `restarts` times on the samples not yet fooled
+    (the most favourable way to give a peer restarts). Returns samples fooled."""
+    fooled = torch.zeros(len(y), dtype=torch.bool, device=y.device)
+    with torch.no_grad():
+        fooled |= model(x).argmax(1) != y
+    for _ in range(restarts):
+        live = (~fooled).nonzero().flatten()
+        if len(live) == 0:
+            break
+        x_adv = attack_once(x[live], y[live])
+        with torch.no_grad():
+            fooled[live] |= model(x_adv).argmax(1) != y[live]
+    return int(fooled.sum())
+
+
+def bench_model(model_id: str, n: int, device: torch.device, data_root: str | None,
+                with_aa: bool) -> dict[str, object]:
+    import foolbox as fb
+    import torchattacks
+
+    model = load_model(model_id, device=device).model
+    for p in model.parameters():
+        p.requires_grad_(False)
+    dataset = model.dataset
+    test = load_split(dataset, "test", data_root)
+    x, y = test.x[:n].to(device), test.y[:n].to(device)
+    eps = THREAT_DEFAULTS[dataset].linf_eps
+    pgd = ATTACKS.get("pgd100")
+    step, steps, restarts = pgd.step_fraction * eps, pgd.steps, pgd.restarts
+
+    with recording_passes(model) as passes:
+        t_ours, result = timed(lambda: pgd.run(model, x, y, eps=eps, sample_ids=torch.arange(n),
+                                               seed=0), device)
+    t_limit, _ = timed(lambda: bare_loop(model, passes, tuple(x.shape[1:]), device), device)
+
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device)
+    fb_attack = fb.attacks.LinfPGD(abs_stepsize=step, steps=steps, random_start=True)
+    t_fb, fb_found = timed(lambda: restarts_loop(
+        lambda xs, ys: fb_attack(fmodel, xs, ys, epsilons=eps)[1], model, x, y, restarts), device)
+    ta_attack = torchattacks.PGD(model, eps=eps, alpha=step, steps=steps, random_start=True)
+    t_ta, ta_found = timed(lambda: restarts_loop(ta_attack, model, x, y, restarts), device)
+
+    row: dict[str, object] = {
+        "model": model_id, "n": n, "eps": eps, "device": str(device),
+        "forward_passes": int(result.n_forward.sum()), "backward_passes": int(result.n_backward.sum()),
+        "seconds": {"limit": t_limit, "robbench": t_ours, "foolbox": t_fb, "torchattacks": t_ta},
+        "found": {"robbench": int(result.success.sum()), "foolbox": fb_found, "torchattacks": ta_found},
+        "robbench_vs_limit": t_ours / t_limit,
+        "robbench_vs_foolbox": t_ours / t_fb,
+        "robbench_vs_torchattacks": t_ours / t_ta,
+    }
+    if with_aa and "aa" in ATTACKS:
+        row.update(bench_autoattack(model, x, y, eps, device))
+    return row
+
+
+def bench_autoattack(model, x, y, eps, device) -> dict[str, object]:
+    from pyautoattack import AutoAttack
+
+    ours = ATTACKS.get("aa")
+    t_ours, result = timed(lambda: ours.run(model, x, y, eps=eps, sample_ids=torch.arange(len(y)),
+                                            seed=0), device)
+
+    def direct():
+        adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0,
+                               device=str(device), verbose=False)
+        return adversary.run_standard_evaluation(x, y, bs=len(y))
+
+    t_direct, x_adv = timed(direct, device)
+    with torch.no_grad():
+        found_direct = int((model(x_adv).argmax(1) != y).sum())
+    return {"aa_seconds": {"robbench": t_ours, "pyautoattack": t_direct},
+            "aa_found": {"robbench": int(result.success.sum()), "pyautoattack": found_direct},
+            "aa_overhead": t_ours / t_direct - 1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--n", type=int, default=500, help="test samples per model (at most the split)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--no-aa", action="store_true", help="skip the AutoAttack comparison")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    rows = []
+    for model_id in args.models.split(","):
+        n = min(args.n, len(load_split(load_model(model_id).model.dataset, "test", args.data_root)))
+        rows.append(bench_model(model_id, n, device, args.data_root, not args.no_aa))
+        if not args.json:
+            r = rows[-1]
+            print(f"{model_id}: limit {r['seconds']['limit']:.2f}s robbench {r['seconds']['robbench']:.2f}s "
+                  f"foolbox {r['seconds']['foolbox']:.2f}s torchattacks {r['seconds']['torchattacks']:.2f}s "
+                  f"| vs limit {r['robbench_vs_limit']:.2f} vs foolbox {r['robbench_vs_foolbox']:.2f} "
+                  f"vs torchattacks {r['robbench_vs_torchattacks']:.2f} | found {r['found']}")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
