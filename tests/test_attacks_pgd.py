@@ -78,8 +78,8 @@ def test_more_steps_find_every_example_fewer_steps_find(nominal_digits, digits_t
     x, y = digits_test.x[:64], digits_test.y[:64]
     short = run(PGD(id="a", norm="Linf", steps=10, restarts=2), nominal_digits, x, y, 0.08)
     long = run(PGD(id="b", norm="Linf", steps=30, restarts=2), nominal_digits, x, y, 0.08)
-    assert (long.success | ~short.success).all()
-    assert long.success.sum() > short.success.sum()
+    assert 0 < short.success.sum() < len(y)  # a budget where the outcome is informative
+    assert (long.success | ~short.success).all()  # a superset, sample by sample
 
 
 def test_random_starts_depend_on_the_sample_not_on_the_batch():
