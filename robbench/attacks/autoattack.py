@@ -1,0 +1,159 @@
+"""AutoAttack (pyautoattack) and its components: APGD-CE, APGD-DLR, Square.
+
+AutoAttack attacks only clean-correct points; clean-misclassified samples come back
+with success True and norm 0. The returned points are clipped into the ε-ball and
+[0, 1] and re-classified by the model: success is our own check, not AutoAttack's.
+
+AutoAttack's reliability checks (randomised or probability-valued outputs, zero
+gradients, Square beating the white-box attacks, ...) reach the user through three
+channels: its 'auto-attack' logger, `warnings.warn` (components built without a
+logger) and `print`. All three are captured during the run and turned into short
+flags in `AttackResult.flags` (`flag_for`), so none is lost on stderr and none of
+AutoAttack's output reaches our stdout.
+
+Pass counts are batch totals split evenly over the samples (see minimum_norm). Like
+any library attack, the randomness depends on the batch's composition, not only on
+`seed` and the sample ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from pyautoattack import AutoAttack
+from pyautoattack import checks as aa_checks
+from pyautoattack.autopgd_base import APGDAttack
+
+from robbench.attacks.base import Attack, AttackResult, perturbation_norm, register_attack
+from robbench.attacks.minimum_norm import PassCounter, rng_devices, split_evenly
+from robbench.attacks.pgd import project
+from robbench.defenses import DefenseModel
+
+FLAG_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("randomized defense", "aa:randomized-output"),
+    ("probability distribution", "aa:softmax-output"),
+    ("zero gradient", "aa:zero-gradients"),
+    ("square attack has decreased", "aa:square-beats-white-box"),
+    ("dynamic defense", "aa:dynamic-defense"),
+    ("target classes", "aa:too-many-target-classes"),
+    ("classes it is not possible", "aa:too-few-classes"),
+    ("non-square image", "aa:non-square-image"),
+)
+
+
+def flag_for(message: str) -> str:
+    """The flag for one AutoAttack warning; unknown ones keep their first words."""
+    lowered = message.lower()
+    for pattern, flag in FLAG_PATTERNS:
+        if pattern in lowered:
+            return flag
+    return "aa:warning:" + "-".join(re.findall(r"[a-z0-9]+", lowered)[:5])
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def captured_messages() -> Iterator[list[str]]:
+    """Collects AutoAttack's warnings from its logger, `warnings` and stdout; the
+    list is filled when the block exits."""
+    messages: list[str] = []
+    logger = logging.getLogger("auto-attack")
+    handler, old = _Records(), (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # drop its debug chatter, keep every warning
+    logger.propagate = False
+    stdout = io.StringIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(stdout):
+            warnings.simplefilter("always")
+            yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+    messages += handler.messages + [str(w.message) for w in caught]
+    messages += [line for line in stdout.getvalue().splitlines() if line.strip()]
+
+
+def set_apgd_steps(apgd: APGDAttack, steps: int) -> None:
+    """APGD derives its checkpoint schedule from n_iter at construction: redo it."""
+    apgd.n_iter = apgd.n_iter_orig = steps
+    apgd.n_iter_2 = max(int(0.22 * steps), 1)
+    apgd.n_iter_min = max(int(0.06 * steps), 1)
+    apgd.size_decr = max(int(0.03 * steps), 1)
+
+
+@dataclass(frozen=True)
+class AutoAttackRun(Attack):
+    """pyautoattack's `AutoAttack` with one version, or version="custom" with the
+    components in `attacks`. Defaults are AutoAttack's own."""
+
+    version: str = "standard"  # standard | plus | rand | custom
+    attacks: tuple[str, ...] = ()  # components for version="custom"
+    steps: int = 100  # APGD, APGD-T and FAB iterations
+    restarts: int | None = None  # APGD(-CE/-DLR) restarts; None: the version's (1 standard/rand, 5 plus/custom)
+    n_queries: int = 5000  # Square queries
+    p_init: float = 0.8  # Square's initial square size fraction
+    eot_iter: int | None = None  # APGD EOT samples; None: the version's (20 rand, else 1)
+    n_target_classes: int = 9  # APGD-T / FAB-T targets (capped at classes - 1)
+
+    def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+            sample_ids: torch.Tensor, seed: int) -> AttackResult:
+        n = len(y)
+        counter = PassCounter(model)
+        with torch.no_grad():
+            logits = counter(x)
+        clean_wrong = (logits.argmax(dim=1) != y).cpu()
+        with captured_messages() as messages:
+            components = list(self.attacks) if self.version == "custom" else None
+            adversary = AutoAttack(counter, attacks=components, device=x.device, eps=eps,
+                                   norm=self.norm, seed=seed, version=self.version)
+            adversary.verbose = False
+            for apgd in (adversary.apgd, adversary.apgd_targeted):
+                set_apgd_steps(apgd, self.steps)
+                if self.eot_iter is not None:
+                    apgd.eot_iter = self.eot_iter
+            if self.restarts is not None:
+                adversary.apgd.n_restarts = self.restarts
+            adversary.fab.n_iter = self.steps
+            adversary.square.n_queries, adversary.square.p_init = self.n_queries, self.p_init
+            targets = min(self.n_target_classes, logits.shape[1] - 1)
+            adversary.apgd_targeted.n_target_classes = adversary.fab.n_target_classes = targets
+            for name in aa_checks.funcs:  # its dynamic-defense check never resets this global tally
+                aa_checks.funcs[name] = 0
+            with torch.random.fork_rng(devices=rng_devices(x)):
+                returned, _ = adversary.run_standard_evaluation(x.detach(), y, batch_size=n)
+        point = project(returned.to(x.device, x.dtype), x.detach(), eps, self.norm)
+        with torch.no_grad():
+            fooled = (counter(point).argmax(dim=1) != y).cpu()
+        keep = fooled & ~clean_wrong
+        x_adv = torch.where(keep.to(x.device).view(-1, *[1] * (x.dim() - 1)), point, x.detach())
+        flags = list(dict.fromkeys(flag_for(m) for m in messages))
+        return AttackResult(x_adv=x_adv, success=clean_wrong | fooled,
+                            norm=perturbation_norm(x_adv - x.detach(), self.norm).cpu(),
+                            n_forward=split_evenly(counter.forward_passes, n),
+                            n_backward=split_evenly(counter.backward_passes, n), flags=flags)
+
+
+register_attack(AutoAttackRun(id="aa", norm="Linf", version="standard"))
+register_attack(AutoAttackRun(id="aa-plus", norm="Linf", version="plus"))
+register_attack(AutoAttackRun(id="aa-rand", norm="Linf", version="rand"))
+register_attack(AutoAttackRun(id="apgd-ce", norm="Linf", version="custom", attacks=("apgd-ce",)))
+register_attack(AutoAttackRun(id="apgd-dlr", norm="Linf", version="custom", attacks=("apgd-dlr",)))
+register_attack(AutoAttackRun(id="square", norm="Linf", version="custom", attacks=("square",)))
+register_attack(AutoAttackRun(id="aa-l2", norm="L2", version="standard"))
+register_attack(AutoAttackRun(id="square-l2", norm="L2", version="custom", attacks=("square",)))
