@@ -104,7 +104,7 @@ class MinimumNormAttack(Attack):
 
 @dataclass(frozen=True)
 class CarliniWagnerL2(MinimumNormAttack):
-    """foolbox `L2CarliniWagnerAttack`; defaults are foolbox's."""
+    """foolbox `L2CarliniWagnerAttack`; defaults are foolbox's except `steps`."""
 
     binary_search_steps: int = 9
     steps: int = 1000  # foolbox's default is 10000; with early abort 1000 rarely differs
