@@ -149,3 +149,100 @@ def attacks_command(as_json) -> None:
                               ", ".join(f"{k}={v}" for k, v in r.items()
                                         if k not in ("id", "norm", "type"))] for r in rows],
                             headers=["attack", "norm", "type", "parameters"]))
+
+
+from robbench.config import LEADERBOARD_DIR  # noqa: E402 (used by the commands below)
+
+
+@cli.group("leaderboard")
+def leaderboard_group() -> None:
+    """Regenerate the leaderboards (CSV, Markdown, HTML) from runs/ and the papers."""
+
+
+@leaderboard_group.command("build")
+@click.option("--dataset", default=None, help="Only this dataset's leaderboards (default: all).")
+@click.option("--evaluate", "run_evaluations", is_flag=True,
+              help="Evaluate zoo models (with a committed checkpoint) that have no results.")
+@click.option("--attacks", default="pgd100", show_default=True, callback=_csv_list,
+              help="Attacks for --evaluate.")
+@click.option("--n-examples", type=int, default=None, help="For --evaluate (default: all).")
+@click.option("--device", default="cpu", show_default=True, help="For --evaluate.")
+@click.option("--data-root", type=click.Path(), default=None, help="For --evaluate.")
+@click.option("--runs-dir", type=click.Path(), default=RUNS_DIR, show_default=True)
+@click.option("--out", type=click.Path(), default=LEADERBOARD_DIR, show_default=True,
+              help="Leaderboard directory to regenerate.")
+@click.option("--paper-results", type=click.Path(), default=None,
+              help="Papers' reported numbers (default: OUT/paper_results.csv).")
+@click.option("--prune", is_flag=True,
+              help="Delete leaderboard CSVs that no run or paper row supports any more.")
+def leaderboard_build_command(dataset, run_evaluations, attacks, n_examples, device, data_root,
+                              runs_dir, out, paper_results, prune) -> None:
+    """Rebuild every leaderboards/*.csv from the per-sample results, then .md and index.html."""
+    from robbench.evaluate import resolve_device
+    from robbench.leaderboard_build import build
+
+    if run_evaluations:
+        resolve_device(device)
+        if n_examples is not None and n_examples <= 0:
+            raise RobbenchError(f"--n-examples must be positive, got {n_examples}")
+    report = build(out=Path(out), runs_dir=Path(runs_dir), dataset=dataset,
+                   paper_results=Path(paper_results) if paper_results else None,
+                   run_evaluations=run_evaluations, attacks=attacks, n_examples=n_examples,
+                   device=device, data_root=data_root, prune=prune,
+                   log=lambda msg: click.echo(msg, err=True))
+    for path in report.written:
+        click.echo(f"wrote {path} ({report.rows[path.name]} rows)")
+    click.echo(f"rendered {len(report.rendered)} files: {', '.join(p.name for p in report.rendered)}")
+    for path in report.removed:
+        click.echo(f"removed {path}")
+    for path in report.stale:
+        click.echo(f"warning: {path} has no current run or paper row; left as is "
+                   f"(--prune deletes it)", err=True)
+    if report.without_results:
+        click.echo(f"note: no results under {runs_dir} for the current checkpoint of "
+                   f"{len(report.without_results)} zoo model(s): {', '.join(report.without_results)}"
+                   f"{'' if run_evaluations else ' (--evaluate evaluates them)'}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command("check")
+@click.option("--model", "model_id", required=True, help="Zoo model id.")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="Checkpoint to check (default: the zoo's committed one).")
+@click.option("--leaderboard", type=click.Path(), default=None,
+              help="Leaderboard CSV with the model's row (default: leaderboards/<dataset>-Linf.csv).")
+@click.option("--tolerance", default="auto", show_default=True,
+              help="Allowed drop in points, or auto: a one-sided 95% binomial bound for n.")
+@click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--data-root", type=click.Path(), default=None, help="Dataset root ($ROBBENCH_DATA).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check_command(model_id, checkpoint, leaderboard, tolerance, batch_size, device, data_root,
+                  as_json) -> int:
+    """Re-evaluate a checkpoint as its leaderboard row was measured; exit 1 on a drop."""
+    from robbench.check import check, parse_tolerance
+
+    points = parse_tolerance(tolerance)
+    if batch_size <= 0:
+        raise RobbenchError(f"--batch-size must be positive, got {batch_size}")
+    result = check(model_id, checkpoint=checkpoint,
+                   leaderboard=Path(leaderboard) if leaderboard else None, tolerance=points,
+                   device=device, data_root=data_root, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo(f"{result.model}: {result.threat_model} eps={result.eps:.6g}, "
+                   f"n={result.n_examples}, seed={result.seed}, checkpoint "
+                   f"{result.checkpoint_sha256[:12]} (row recorded "
+                   f"{result.recorded_checkpoint_sha256[:12] or 'none'}), {result.leaderboard}")
+        click.echo(tabulate([[m.metric, f"{m.recorded:.2f}", f"{m.measured:.2f}",
+                              f"{m.tolerance:.2f}", "ok" if m.ok else "FAIL"]
+                             for m in result.metrics],
+                            headers=["metric", "recorded %", "measured %", "tolerance", ""]))
+    if not result.passed:
+        click.echo(f"check failed: {result.model}: {result.reason}", err=True)
+        return 1
+    if not as_json:
+        click.echo(f"check passed: {result.model}")
+    return 0
