@@ -10,14 +10,7 @@ import torch
 from robbench.defenses.centres import mm_centres, repulsive_prototypes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: a second intra-op thread only adds overhead (and
-    stalls badly when the other core is busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def off_diagonal(gram: torch.Tensor) -> torch.Tensor:

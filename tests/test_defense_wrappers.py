@@ -24,14 +24,7 @@ from robbench.defenses.softmax import ATCModel, SoftmaxModel
 from robbench.errors import RobbenchError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: a second intra-op thread only adds overhead (and
-    stalls badly when the other core is busy)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 MAGNET_IDS = ["magnet", "clustr", "clustr-qtrades"]
 OTHER_IDS = ["mmc", "mat-ftc", "mat-so", "mat-bibo", "mat-so-bibo", "drp", "drp-l2", "drp-ref",
