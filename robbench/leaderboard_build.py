@@ -25,6 +25,7 @@ from tabulate import tabulate
 
 from model_zoo.zoo import MODELS
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
+from robbench.diagnostics import load_unreliable
 from robbench.errors import RobbenchError
 from robbench.evaluate import EvalRequest, evaluate, leaderboard_row, resolve_attacks, summarize
 from robbench.io import write_text_atomic
@@ -128,6 +129,7 @@ def measured_row(run: Run) -> dict[str, Any]:
                     "threat_model": meta["threat_model"], "eps": meta["eps"],
                     "n_examples": run.n, "seed": meta["seed"],
                     "checkpoint_sha256": meta["checkpoint_sha256"]})
+    summary["unreliable"] = load_unreliable(store, run.n, summary["worst_case_over"])
     return leaderboard_row(summary, meta)
 
 
