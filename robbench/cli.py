@@ -73,9 +73,14 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 @click.option("--download", is_flag=True, help="Download a missing torchvision dataset.")
 @click.option("--runs-dir", type=click.Path(), default=RUNS_DIR, show_default=True)
 @click.option("--leaderboard", type=click.Path(), default=None, help="Leaderboard CSV to update.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: shard each attack's samples over Ray tasks (pip install -e .[ray]).")
+@click.option("--shards", type=int, default=2, show_default=True, help="Ray tasks per attack.")
+@click.option("--address", default=None, help="A running Ray cluster (default: a local Ray).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
-                 data_root, download, runs_dir, leaderboard, as_json) -> None:
+                 data_root, download, runs_dir, leaderboard, backend, shards, address,
+                 as_json) -> None:
     """Measure clean and robust accuracy of a model under a set of attacks."""
     from robbench.evaluate import EvalRequest, evaluate
 
@@ -84,6 +89,7 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
         batch_size=batch_size, seed=seed, device=device, checkpoint=checkpoint,
         data_root=data_root, download=download, runs_dir=Path(runs_dir),
         leaderboard=Path(leaderboard) if leaderboard else None,
+        backend=backend, shards=shards, address=address,
     ))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -246,3 +252,71 @@ def check_command(model_id, checkpoint, leaderboard, tolerance, batch_size, devi
     if not as_json:
         click.echo(f"check passed: {result.model}")
     return 0
+
+
+def _float_list(ctx, param, value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        values = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise RobbenchError(f"--eps must be a comma-separated list of numbers, got {value!r}") from None
+    if not values or any(not (v >= 0 and v < float("inf")) for v in values):
+        raise RobbenchError(f"--eps values must be finite and non-negative, got {value!r}")
+    return values
+
+
+@cli.command("analyze")
+@click.option("--model", "model_ids", default="", callback=_csv_list,
+              help="Zoo model id; curve takes several (a,b,...).")
+@click.option("--what", required=True, type=click.Choice(
+    ["radius", "match-rate", "cosine", "weight-corr", "feature-dist", "confusion", "curve"]),
+    help="Which analysis (METHODS §4).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the plot to FILE.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@click.option("--n-examples", type=int, default=None, help="First N test images (default: 100).")
+@click.option("--data-root", type=click.Path(), default=None, help="Dataset root ($ROBBENCH_DATA).")
+@click.option("--eps", default=None, callback=_float_list,
+              help="radius: radii to report; curve: the eps grid; match-rate/cosine/confusion: "
+                   "the attack's eps (default: the protocol's).")
+@click.option("--synthetic", type=click.Choice(["moons", "circles"]), default=None,
+              help="radius only: the 2D experiment (random init vs warm start) instead of a zoo model.")
+@click.option("--epochs", type=int, default=30, show_default=True, help="--synthetic training epochs.")
+@click.option("--lipschitz", type=click.Choice(["power", "fft"]), default="power", show_default=True,
+              help="radius: conv norms by power iteration (METHODS) or a certified FFT bound.")
+@click.option("--steps", type=int, default=None, help="Override the attacks' steps (quick runs).")
+@click.option("--restarts", type=int, default=None, help="Override the attacks' restarts.")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def analyze_command(model_ids, what, plot, as_json, n_examples, data_root, eps, synthetic, epochs,
+                    lipschitz, steps, restarts, seed, device) -> None:
+    """Certified radius, feature clustering, linearised-network and robustness-curve analyses."""
+    from robbench.analysis import run_analysis
+    from robbench.analysis.common import AnalysisOptions, check_plot_path
+
+    check_plot_path(plot)
+    for name, value in (("--steps", steps), ("--restarts", restarts), ("--epochs", epochs)):
+        if value is not None and value <= 0:
+            raise RobbenchError(f"{name} must be positive, got {value}")
+    options = AnalysisOptions(n_examples=n_examples, data_root=data_root, eps=eps, seed=seed,
+                              device=device, plot=Path(plot) if plot else None, steps=steps,
+                              restarts=restarts)
+    if synthetic:
+        if what != "radius" or model_ids:
+            raise RobbenchError("--synthetic goes with --what radius and no --model")
+        from robbench.analysis.synthetic import experiment
+
+        report = experiment(synthetic, epochs=epochs, seed=seed, plot=options.plot, radii=eps)
+    elif not model_ids:
+        raise RobbenchError("--model is required (or --synthetic moons|circles with --what radius)")
+    elif what == "radius":
+        from robbench.analysis.radius import analyze
+
+        report = analyze(model_ids, options, lipschitz_method=lipschitz)
+    else:
+        report = run_analysis(what, model_ids, options)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo("\n".join(report.lines))
+    click.echo(f"plot: {report.plot}" if report.plot else "plot: none (pass --plot FILE.png)")

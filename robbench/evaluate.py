@@ -8,6 +8,7 @@ import datetime as dt
 import math
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ from model_zoo.zoo import MODELS, load_model
 from robbench.attacks import ATTACKS, Attack, AttackResult
 from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import DATASETS, load_split
+from robbench.diagnostics import record_success_check, run_diagnostics, unreliable_text
 from robbench.errors import RobbenchError
 from robbench.leaderboard import default_path, upsert_row
 from robbench.results import RunStore, run_dir
+from robbench.sharding import sharded_attack
 
 
 @dataclass
@@ -41,6 +44,9 @@ class EvalRequest:
     runs_dir: Path = field(default_factory=lambda: Path(RUNS_DIR))
     leaderboard: Path | None = None  # None: leaderboards/<dataset>-<norm>.csv
     progress: bool = True
+    backend: str = "local"  # "local" or "ray" (robbench.sharding)
+    shards: int = 1  # Ray tasks per attack
+    address: str | None = None  # a running Ray cluster; None starts a local one
 
 
 def resolve_attacks(ids: list[str]) -> tuple[list[Attack], str]:
@@ -86,6 +92,10 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         raise RobbenchError(f"--n-examples must be positive, got {req.n_examples}")
     if req.batch_size <= 0:
         raise RobbenchError(f"--batch-size must be positive, got {req.batch_size}")
+    if req.backend not in ("local", "ray"):
+        raise RobbenchError(f"--backend must be local or ray, got {req.backend!r}")
+    if req.shards <= 0:
+        raise RobbenchError(f"--shards must be positive, got {req.shards}")
     device = resolve_device(req.device)
 
     loaded = load_model(req.model_id, req.checkpoint, device)
@@ -116,6 +126,10 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         run_attack(attack, model, store, x_all, y_all, correct, eps, req, device)
 
     summary = summarize(store, n, requested=[a.id for a in attacks])
+    # METHODS §5: checks that flag an unreliable evaluation (robbench/diagnostics.py)
+    summary["unreliable"] = run_diagnostics(model, store, x_all, y_all, summary, norm=norm,
+                                            seed=req.seed, num_classes=spec.num_classes,
+                                            device=device)
     summary.update({"model": req.model_id, "dataset": entry.dataset, "threat_model": norm,
                     "eps": eps, "n_examples": n, "seed": req.seed,
                     "checkpoint_sha256": loaded.sha256, "run_dir": str(store.root),
@@ -151,14 +165,28 @@ def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch
     todo = todo[correct[todo]]
     bar = tqdm(total=len(todo), desc=attack.id, unit="img", leave=False,
                disable=None if req.progress else True)
+    for idx, result, seconds in attack_batches(attack, model, x, y, todo, eps, req, device):
+        store.append_attack(attack.id, idx, result, seconds)
+        record_success_check(store, attack, model, idx, x[idx].to(device), y[idx].to(device),
+                             result, eps)  # silent success
+        bar.update(len(idx))
+    bar.close()
+
+
+def attack_batches(attack: Attack, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   todo: torch.Tensor, eps: float, req: EvalRequest, device: torch.device
+                   ) -> Iterator[tuple[torch.Tensor, AttackResult, float]]:
+    """(sample indices, result, seconds) per finished batch, here or on Ray."""
+    if req.backend == "ray":
+        yield from sharded_attack(attack, req.model_id, req.checkpoint, x, y, todo, eps, req.seed,
+                                  req.batch_size, str(device), req.shards, req.address)
+        return
     for start in range(0, len(todo), req.batch_size):
         idx = todo[start:start + req.batch_size]
         t0 = time.perf_counter()
-        result = attack.run(model, x[idx].to(device), y[idx].to(device), eps=eps,
-                            sample_ids=idx, seed=req.seed)
-        store.append_attack(attack.id, idx, result, time.perf_counter() - t0)
-        bar.update(len(idx))
-    bar.close()
+        result = attack.run(model, x[idx].to(device), y[idx].to(device), eps=eps, sample_ids=idx,
+                            seed=req.seed)
+        yield idx, result, time.perf_counter() - t0
 
 
 def trivial_result(x: torch.Tensor, norm: str) -> AttackResult:
@@ -214,7 +242,8 @@ def leaderboard_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, 
         "n_examples": summary["n_examples"], "seed": summary["seed"],
         "checkpoint_sha256": summary["checkpoint_sha256"],
         "robbench_version": meta["versions"]["robbench"], "torch_version": meta["versions"]["torch"],
-        "date": meta["date"], "source": "measured", "unreliable": "", "reference": meta["reference"],
+        "date": meta["date"], "source": "measured",
+        "unreliable": unreliable_text(summary.get("unreliable", [])), "reference": meta["reference"],
     }
     for attack_id, result in summary["attacks"].items():
         row[attack_id] = round(result["robust_acc"], 2)
