@@ -8,6 +8,7 @@ it is fooled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +72,42 @@ class PGD(Attack):
         logits = model(x_adv)
         return LOSSES[self.loss](logits, y), logits
 
+    def hit(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Which rows the attack has achieved its goal on: here, misclassification."""
+        return logits.argmax(dim=1) != labels
+
+    def ascend(self, model: DefenseModel, xk: torch.Tensor, x0: torch.Tensor, labels: torch.Tensor,
+               ids: torch.Tensor, owners: torch.Tensor, eps: float, n_forward: torch.Tensor,
+               n_backward: torch.Tensor, on_hit: Callable[[torch.Tensor, torch.Tensor], None]) -> None:
+        """`steps` signed-gradient steps from xk for rows (x0, labels). Every iterate is
+        checked; a row that hits calls on_hit(its ids, its point) and leaves the batch.
+        Passes are counted on each row's owner (the sample it belongs to)."""
+        step = self.step_fraction * eps
+        for k in range(self.steps + 1):
+            last = k == self.steps
+            xk.requires_grad_(not last)
+            with torch.set_grad_enabled(not last):
+                loss, logits = self.objective(model, xk, x0, labels)
+            n_forward.index_add_(0, owners, torch.ones_like(owners))
+            hit = self.hit(logits, labels).cpu()
+            if hit.any():
+                on_hit(ids[hit], xk.detach()[hit.to(xk.device)])
+            if last:
+                break
+            keep = ~hit
+            if not keep.any():
+                break
+            # the batch's backward runs through rows that hit just now as well: counted
+            grad, = torch.autograd.grad(loss.sum(), xk)
+            n_backward.index_add_(0, owners, torch.ones_like(owners))
+            keep_dev = keep.to(xk.device)
+            ids, owners, x0, labels = ids[keep], owners[keep], x0[keep_dev], labels[keep_dev]
+            xk = xk.detach()[keep_dev] + step * ascent_direction(grad[keep_dev], self.norm)
+            xk = project(xk, x0, eps, self.norm)
+
+    def starts(self, x0: torch.Tensor, eps: float, gens: Callable[[], list[torch.Generator]]) -> torch.Tensor:
+        return random_start(x0, eps, self.norm, gens()) if self.random_init else x0.clone()
+
     def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             sample_ids: torch.Tensor, seed: int) -> AttackResult:
         n = len(y)
@@ -83,41 +120,18 @@ class PGD(Attack):
             n_forward += 1
         else:  # the first iterate is x itself and is checked there
             success = torch.zeros(n, dtype=torch.bool)
-        step = self.step_fraction * eps
+
+        def on_hit(ids: torch.Tensor, points: torch.Tensor) -> None:
+            x_adv[ids] = points
+            success[ids] = True
+
         for restart in range(self.restarts):
             live = (~success).nonzero().squeeze(1)  # indices into the batch
             if len(live) == 0:
                 break
-            x0, y0 = x[live], y[live]
-            if self.random_init:
-                gens = [sample_generator(seed, self.rng_stream, int(sample_ids[i]), restart)
-                        for i in live]
-                xk = random_start(x0, eps, self.norm, gens)
-            else:
-                xk = x0.clone()
-            for k in range(self.steps + 1):
-                last = k == self.steps
-                xk.requires_grad_(not last)
-                with torch.set_grad_enabled(not last):
-                    loss, logits = self.objective(model, xk, x0, y0)
-                n_forward[live] += 1
-                fooled = (logits.argmax(dim=1) != y0).cpu()
-                if fooled.any():
-                    hit = live[fooled]
-                    x_adv[hit] = xk.detach()[fooled.to(xk.device)]
-                    success[hit] = True
-                if last:
-                    break
-                keep = ~fooled
-                if not keep.any():
-                    break
-                # the batch's backward runs through rows fooled just now as well: counted
-                grad, = torch.autograd.grad(loss.sum(), xk)
-                n_backward[live] += 1
-                keep_dev = keep.to(xk.device)
-                live, x0, y0 = live[keep], x0[keep_dev], y0[keep_dev]
-                xk = xk.detach()[keep_dev] + step * ascent_direction(grad[keep_dev], self.norm)
-                xk = project(xk, x0, eps, self.norm)
+            xk = self.starts(x[live], eps, lambda: [
+                sample_generator(seed, self.rng_stream, int(sample_ids[i]), restart) for i in live])
+            self.ascend(model, xk, x[live], y[live], live, live, eps, n_forward, n_backward, on_hit)
         norm = perturbation_norm((x_adv - x).detach(), self.norm).cpu()
         return AttackResult(x_adv=x_adv.detach(), success=success, norm=norm,
                             n_forward=n_forward, n_backward=n_backward)

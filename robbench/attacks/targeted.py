@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from robbench.attacks.base import AttackResult, perturbation_norm, register_attack, sample_generator
-from robbench.attacks.pgd import PGD, ascent_direction, project, random_start
+from robbench.attacks.pgd import PGD
 from robbench.defenses import DefenseModel
 
 
@@ -39,6 +39,9 @@ class TargetedPGD(PGD):
         logits = model(x_adv)
         return -F.cross_entropy(logits, t, reduction="none"), logits
 
+    def hit(self, logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=1) == t
+
     def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             sample_ids: torch.Tensor, seed: int) -> TargetedResult:
         n = len(y)
@@ -55,46 +58,26 @@ class TargetedPGD(PGD):
         others = torch.arange(num_classes)[None] != y_cpu[:, None]
         pair_sample, pair_target = (~success[:, None] & others).nonzero(as_tuple=True)
         done = torch.zeros(len(pair_sample), dtype=torch.bool)
-        step = self.step_fraction * eps
+
+        def on_hit(pairs: torch.Tensor, points: torch.Tensor) -> None:
+            done[pairs] = True
+            src, tgt = pair_sample[pairs], pair_target[pairs]
+            reached[src, tgt] = True
+            for row, i in enumerate(src.tolist()):
+                if not success[i]:  # the first target reached keeps its point
+                    x_adv[i] = points[row]
+                    success[i] = True
+
         for restart in range(self.restarts):
             live = (~done).nonzero().squeeze(1)  # indices into the pairs
             if len(live) == 0:
                 break
             src, tgt = pair_sample[live], pair_target[live]
-            x0, t0 = x[src], tgt.to(y.device)
-            if self.random_init:
-                gens = [sample_generator(seed, f"{self.rng_stream}/t{int(t)}", int(sample_ids[i]),
-                                         restart) for i, t in zip(src, tgt)]
-                xk = random_start(x0, eps, self.norm, gens)
-            else:
-                xk = x0.clone()
-            for k in range(self.steps + 1):
-                last = k == self.steps
-                xk.requires_grad_(not last)
-                with torch.set_grad_enabled(not last):
-                    loss, logits = self.objective(model, xk, x0, t0)
-                n_forward.index_add_(0, src, torch.ones_like(src))
-                hit = (logits.argmax(dim=1) == t0).cpu()
-                if hit.any():
-                    done[live[hit]] = True
-                    reached[src[hit], tgt[hit]] = True
-                    points = xk.detach()[hit.to(xk.device)]
-                    for row, i in enumerate(src[hit].tolist()):
-                        if not success[i]:  # the first target reached keeps its point
-                            x_adv[i] = points[row]
-                            success[i] = True
-                if last:
-                    break
-                keep = ~hit
-                if not keep.any():
-                    break
-                grad, = torch.autograd.grad(loss.sum(), xk)
-                n_backward.index_add_(0, src, torch.ones_like(src))
-                keep_dev = keep.to(xk.device)
-                live, src, tgt = live[keep], src[keep], tgt[keep]
-                x0, t0 = x0[keep_dev], t0[keep_dev]
-                xk = xk.detach()[keep_dev] + step * ascent_direction(grad[keep_dev], self.norm)
-                xk = project(xk, x0, eps, self.norm)
+            xk = self.starts(x[src], eps, lambda: [
+                sample_generator(seed, f"{self.rng_stream}/t{int(t)}", int(sample_ids[i]), restart)
+                for i, t in zip(src, tgt)])
+            self.ascend(model, xk, x[src], tgt.to(y.device), live, src, eps, n_forward, n_backward,
+                        on_hit)
         norm = perturbation_norm((x_adv - x).detach(), self.norm).cpu()
         return TargetedResult(x_adv=x_adv.detach(), success=success, norm=norm,
                               n_forward=n_forward, n_backward=n_backward, reached=reached)
