@@ -53,6 +53,7 @@ class RunStore:
 
     def start_attack(self, attack_id: str, params: dict[str, Any]) -> pd.DataFrame:
         """Rows already computed with these exact parameters (empty when none)."""
+        params = json.loads(json.dumps(params))  # as stored: tuples come back as lists
         found = self.load_attack(attack_id)
         if found is not None and found[1].get("params") == params:
             return found[0]

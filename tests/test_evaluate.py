@@ -144,3 +144,14 @@ def test_minimum_norm_statistics_skip_failures_and_count_them(tmp_path):
     stats = summarize(store, 3, requested=["cw"])["attacks"]["cw"]
     assert stats["mean_norm"] == 1.0 and stats["median_norm"] == 1.0 and stats["failures"] == 1
     assert abs(stats["robust_acc"] - 200 / 3) < 1e-9  # norm 1.5 lies beyond ε: not a success
+
+
+def test_cached_rows_are_reused_for_attacks_whose_parameters_hold_tuples(tmp_path):
+    store = RunStore(tmp_path)
+    write_attack(store, "aa", [True, False])
+    params = {"id": "aa", "attacks": ("apgd-ce", "square")}
+    store.start_attack("aa", params)
+    store.append_attack("aa", torch.arange(2), AttackResult(
+        x_adv=torch.zeros(2), success=torch.tensor([True, False]), norm=torch.zeros(2),
+        n_forward=torch.zeros(2, dtype=torch.int64), n_backward=torch.zeros(2, dtype=torch.int64)), 0.0)
+    assert len(store.start_attack("aa", params)) == 2
