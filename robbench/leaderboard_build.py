@@ -121,10 +121,14 @@ def current_runs(runs_dir: Path, dataset: str | None, warn: Callable[[str], None
     return chosen
 
 
-def measured_row(run: Run) -> dict[str, Any]:
-    """The row `robbench eval` writes for this run (summarize + leaderboard_row)."""
+def measured_row(run: Run) -> dict[str, Any] | None:
+    """The row `robbench eval` writes for this run (summarize + leaderboard_row); None
+    when no attack has covered the run's samples yet (an interrupted first attack):
+    its "worst case" would be the clean accuracy."""
     store, meta = RunStore(run.root), run.meta
     summary = summarize(store, run.n, requested=store.attack_ids())
+    if not summary["attacks"]:
+        return None
     summary.update({"model": meta["model"], "dataset": meta["dataset"],
                     "threat_model": meta["threat_model"], "eps": meta["eps"],
                     "n_examples": run.n, "seed": meta["seed"],
@@ -137,14 +141,19 @@ def protocol_eps(dataset: str, norm: str) -> float:
     return THREAT_DEFAULTS[dataset].eps(norm)
 
 
-def measured_tables(runs: dict[tuple, Run], out: Path) -> dict[Path, list[dict[str, Any]]]:
+def measured_tables(runs: dict[tuple, Run], out: Path,
+                    warn: Callable[[str], None]) -> dict[Path, list[dict[str, Any]]]:
     tables: dict[Path, list[dict[str, Any]]] = defaultdict(list)
     for key in sorted(runs):
         run = runs[key]
         meta = run.meta
         proto = meta.get("protocol_eps", protocol_eps(meta["dataset"], meta["threat_model"]))
         path = default_path(out, meta["dataset"], meta["threat_model"], float(meta["eps"]), proto)
-        tables[path].append(measured_row(run))
+        row = measured_row(run)
+        if row is None:
+            warn(f"{run.root}: no attack covers its {run.n} samples yet, skipped")
+            continue
+        tables[path].append(row)
     return tables
 
 
@@ -327,7 +336,7 @@ def build(out: Path = Path(LEADERBOARD_DIR), runs_dir: Path = Path(RUNS_DIR),
     report.without_results = [m for m, e in MODELS.items() if e.checkpoint_sha256 is not None
                               and m not in have and (dataset is None or e.dataset == dataset)]
 
-    tables = measured_tables(runs, out)
+    tables = measured_tables(runs, out, report.warnings.append)
     if paper_path.is_file():
         for path, rows in paper_tables(paper_path, out, dataset).items():
             tables[path].extend(rows)

@@ -150,6 +150,16 @@ def test_run_of_an_older_checkpoint_is_ignored(tmp_path, board):
     assert list(read_table(board / "digits-Linf.csv")["model"]) == ["nominal-digits"]
 
 
+def test_run_whose_attack_has_not_covered_its_samples_gives_no_row(tmp_path, board):
+    runs = tmp_path / "runs"
+    fake_run(runs, "nominal-digits", 20, fooled=18)
+    partial = RunStore(fake_run(runs, "mmc-digits", 20))
+    frame, meta = partial.load_attack("fgsm")
+    partial._write_attack("fgsm", frame.head(5), meta)  # interrupted after 5 samples
+    build(out=board, runs_dir=runs)
+    assert list(read_table(board / "digits-Linf.csv")["model"]) == ["nominal-digits"]
+
+
 def test_largest_n_then_seed_0_is_chosen(tmp_path, board):
     runs = tmp_path / "runs"
     fake_run(runs, "nominal-digits", 20, seed=0, fooled=1)
