@@ -132,8 +132,9 @@ def bench_autoattack(model, x, y, eps, device) -> dict[str, object]:
 
     def direct():
         adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0,
-                               device=str(device), verbose=False)
-        return adversary.run_standard_evaluation(x, y, bs=len(y))
+                               device=device)
+        adversary.verbose = False
+        return adversary.run_standard_evaluation(x, y, batch_size=len(y))[0]
 
     t_direct, x_adv = timed(direct, device)
     with torch.no_grad():
