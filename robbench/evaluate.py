@@ -161,7 +161,7 @@ def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch
     todo = torch.tensor([i for i in range(len(y)) if i not in done], dtype=torch.int64)
     wrong = todo[~correct[todo]]
     if len(wrong):  # misclassified already: the clean input is the adversarial example
-        store.append_attack(attack.id, wrong, trivial_result(x[wrong], attack.norm), 0.0)
+        store.append_attack(attack.id, wrong, trivial_result(x[wrong]), 0.0)
     todo = todo[correct[todo]]
     bar = tqdm(total=len(todo), desc=attack.id, unit="img", leave=False,
                disable=None if req.progress else True)
@@ -189,7 +189,8 @@ def attack_batches(attack: Attack, model: torch.nn.Module, x: torch.Tensor, y: t
         yield idx, result, time.perf_counter() - t0
 
 
-def trivial_result(x: torch.Tensor, norm: str) -> AttackResult:
+def trivial_result(x: torch.Tensor) -> AttackResult:
+    """Clean-misclassified samples: the input itself is the adversarial, norm 0."""
     zeros = torch.zeros(len(x), dtype=torch.int64)
     return AttackResult(x_adv=x, success=torch.ones(len(x), dtype=torch.bool),
                         norm=torch.zeros(len(x)), n_forward=zeros, n_backward=zeros.clone())
