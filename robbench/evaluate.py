@@ -20,6 +20,7 @@ from tqdm import tqdm
 import robbench
 from model_zoo.zoo import MODELS, load_model
 from robbench.attacks import ATTACKS, Attack, AttackResult
+from robbench.attacks.base import run_in_batches
 from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import DATASETS, load_split
 from robbench.diagnostics import record_success_check, run_diagnostics, unreliable_text
@@ -181,12 +182,8 @@ def attack_batches(attack: Attack, model: torch.nn.Module, x: torch.Tensor, y: t
         yield from sharded_attack(attack, req.model_id, req.checkpoint, x, y, todo, eps, req.seed,
                                   req.batch_size, str(device), req.shards, req.address)
         return
-    for start in range(0, len(todo), req.batch_size):
-        idx = todo[start:start + req.batch_size]
-        t0 = time.perf_counter()
-        result = attack.run(model, x[idx].to(device), y[idx].to(device), eps=eps, sample_ids=idx,
-                            seed=req.seed)
-        yield idx, result, time.perf_counter() - t0
+    yield from run_in_batches(attack, model, x[todo], y[todo], todo, eps=eps, seed=req.seed,
+                              batch_size=req.batch_size, device=device)
 
 
 def trivial_result(x: torch.Tensor) -> AttackResult:

@@ -10,12 +10,12 @@ numbers exactly. Ray is optional: `pip install -e .[ray]`.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import torch
 
 from robbench.attacks import Attack, AttackResult
+from robbench.attacks.base import run_in_batches
 from robbench.errors import RobbenchError
 
 
@@ -25,14 +25,10 @@ def _attack_shard(model_id: str, checkpoint: str | None, attack: Attack, x: torc
     from model_zoo.zoo import load_model
 
     model = load_model(model_id, checkpoint, device).model
-    out = []
-    for start in range(0, len(idx), batch_size):
-        sl = slice(start, start + batch_size)
-        t0 = time.perf_counter()
-        result = attack.run(model, x[sl].to(device), y[sl].to(device), eps=eps,
-                            sample_ids=idx[sl], seed=seed)
+    out = list(run_in_batches(attack, model, x, y, idx, eps=eps, seed=seed,
+                              batch_size=batch_size, device=device))
+    for _, result, _ in out:
         result.x_adv = result.x_adv.cpu()
-        out.append((idx[sl], result, time.perf_counter() - t0))
     return out
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -63,3 +65,16 @@ def sample_generator(seed: int, attack_id: str, sample_id: int, restart: int) ->
 def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
     flat = delta.flatten(1)
     return flat.abs().amax(dim=1) if norm == "Linf" else flat.norm(dim=1)
+
+
+def run_in_batches(attack: Attack, model: DefenseModel, x: torch.Tensor, y: torch.Tensor,
+                   sample_ids: torch.Tensor, *, eps: float, seed: int, batch_size: int,
+                   device: torch.device | str) -> Iterator[tuple[torch.Tensor, AttackResult, float]]:
+    """(sample ids, result, seconds) per batch of rows of x/y (on the CPU; moved to
+    `device` one batch at a time). The one loop both the local and the Ray backend run."""
+    for start in range(0, len(sample_ids), batch_size):
+        rows = slice(start, start + batch_size)
+        t0 = time.perf_counter()
+        result = attack.run(model, x[rows].to(device), y[rows].to(device), eps=eps,
+                            sample_ids=sample_ids[rows], seed=seed)
+        yield sample_ids[rows], result, time.perf_counter() - t0
