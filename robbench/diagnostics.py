@@ -17,28 +17,27 @@ Each check is one small function with one behaviour. They come in three kinds:
   (`success_check.csv`), so a resumed run keeps the checks of its earlier batches,
   and `check_silent_success` reads them.
 
-`run_diagnostics` runs them all after the attacks and writes `diagnostics.json`
-(every check's measurements, the flags) and `diagnostics.csv` (per sample: zero /
-NaN gradient for the sampled points, the attacks whose reported success was not
-reproduced). The flags go into the JSON summary as `unreliable` and, joined with
-"; ", into the leaderboard row's `unreliable` column.
+After the attacks, `run_model_checks` stores the model checks in the run
+(`diagnostics.json`: every check's measurements, the flags, the samples with zero or
+NaN gradients), keyed by the samples they used. `unreliable_flags` then gives a run's
+flags from the store alone — the stored model checks and the record checks — so a
+leaderboard row rebuilt later carries exactly the flags its eval reported. They go
+into the JSON summary as `unreliable` and, joined with "; ", into the leaderboard
+row's `unreliable` column.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from robbench.attacks.base import Attack, AttackResult, perturbation_norm, sample_generator
 from robbench.attacks.pgd import ascent_direction, project, random_start
-from robbench.io import write_csv_atomic, write_text_atomic
 from robbench.results import RunStore
 
 SUBSAMPLE = 64  # points used by the model checks
@@ -52,9 +51,6 @@ BLACK_BOX_ATTACKS = ("square", "square-l2", "transfer")
 BEAT_MARGIN_POINTS = 1.0
 SUCCESS_TOL = 1e-4  # relative slack on ε when re-checking a returned point's norm
 
-DIAGNOSTICS_JSON = "diagnostics.json"
-DIAGNOSTICS_CSV = "diagnostics.csv"
-SUCCESS_CHECK_CSV = "success_check.csv"
 
 
 @dataclass
@@ -199,11 +195,11 @@ def _successes(store: RunStore, attack_id: str, n: int) -> np.ndarray | None:
     frame = found[0].set_index("index")
     if not set(range(n)) <= set(frame.index):
         return None
-    return frame.loc[range(n), "success"].astype(bool).to_numpy()
+    return frame.loc[range(n), "success"].to_numpy(dtype=bool)
 
 
 def _correct(store: RunStore, n: int) -> np.ndarray:
-    return store.load_clean().set_index("index").loc[range(n), "correct"].astype(bool).to_numpy()
+    return store.load_clean().set_index("index").loc[range(n), "correct"].to_numpy(dtype=bool)
 
 
 def check_black_box(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
@@ -296,30 +292,20 @@ def record_success_check(store: RunStore, attack: Attack, model: torch.nn.Module
                          index: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                          result: AttackResult, eps: float) -> None:
     """evaluate's per-batch hook: re-classifies the batch's returned points and keeps
-    one row per sample (attack, index, mismatch) in the run dir."""
+    one row per sample (attack, index, mismatch) in the run's success checks."""
     mismatch = success_mismatch(model, x, y, result, eps, attack.norm, attack.minimum_norm)
-    new = pd.DataFrame({"attack": attack.id, "index": index.tolist(), "mismatch": mismatch.tolist()})
-    path = store.root / SUCCESS_CHECK_CSV
-    if path.exists():
-        old = pd.read_csv(path)
-        keep = ~((old["attack"] == attack.id) & old["index"].isin(new["index"]))
-        new = pd.concat([old[keep], new])
-    write_csv_atomic(path, new.sort_values(["attack", "index"]))
+    store.append_success_checks(attack.id, index, mismatch.cpu())
 
 
 def success_mismatches(store: RunStore, n: int) -> dict[str, list[int]]:
     """attack id -> sample indices (< n) whose reported success was not reproduced."""
-    path = store.root / SUCCESS_CHECK_CSV
-    if not path.exists():
-        return {}
-    rows = pd.read_csv(path)
-    rows = rows[(rows["index"] < n) & rows["mismatch"].astype(bool)]
+    rows = store.load_success_checks()
+    rows = rows[(rows["index"] < n) & rows["mismatch"]]
     return {a: sorted(g["index"].tolist()) for a, g in rows.groupby("attack")}
 
 
 def check_silent_success(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
-    path = store.root / SUCCESS_CHECK_CSV
-    checked = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["attack", "index"])
+    checked = store.load_success_checks()
     checked = checked[checked["index"] < n]
     bad = success_mismatches(store, n)
     result = CheckResult("silent-success", {
@@ -333,56 +319,59 @@ def check_silent_success(store: RunStore, n: int, attack_ids: list[str]) -> Chec
 
 
 # --- driver ---------------------------------------------------------------------------
-def run_diagnostics(model: torch.nn.Module, store: RunStore, x: torch.Tensor, y: torch.Tensor,
-                    summary: dict[str, Any], *, norm: str, seed: int, num_classes: int,
-                    device: torch.device) -> list[dict[str, str]]:
-    """Every check on the run's first n samples; writes diagnostics.json/.csv into the
-    run dir and returns the flags ([{"check", "reason"}], empty when none fired)."""
-    n = len(y)
-    model.eval()
-    attack_ids = sorted(summary["attacks"])
+def checked_samples(store: RunStore, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The samples the model checks use for a run of n: the first SUBSAMPLE, and the
+    first SUBSAMPLE clean-correct ones; and the key their results are stored under."""
     sub = torch.arange(min(n, SUBSAMPLE))
-    xs, ys = x[sub].to(device), y[sub].to(device)
-    zero, nan = gradient_status(model, xs, ys)
-    correct = torch.tensor(_correct(store, n))
-    chosen = correct.nonzero().squeeze(1)[:SUBSAMPLE]
+    chosen = torch.tensor(_correct(store, n)).nonzero().squeeze(1)[:SUBSAMPLE]
+    return sub, chosen, f"first{len(sub)}-correct{len(chosen)}"
+
+
+def run_model_checks(model: torch.nn.Module, store: RunStore, x: torch.Tensor, y: torch.Tensor,
+                     *, norm: str, seed: int, num_classes: int,
+                     device: torch.device) -> list[dict[str, str]]:
+    """Gradients, randomness, probabilities and large ε on the run's checked samples;
+    stored in the run (diagnostics.json) and reused by a later eval of the same samples,
+    so an eval that computes nothing new writes nothing. Returns their flags."""
+    sub, chosen, key = checked_samples(store, len(y))
+    stored = store.load_model_checks().get(key)
+    if stored is not None:
+        return stored["flags"]
+    model.eval()
+    zero, nan = gradient_status(model, x[sub].to(device), y[sub].to(device))
     results = [
         check_gradients(zero, nan),
-        check_randomised(model, xs),
-        check_probabilities(model, xs),
+        check_randomised(model, x[sub].to(device)),
+        check_probabilities(model, x[sub].to(device)),
         check_large_eps(model, x[chosen].to(device), y[chosen].to(device), norm, num_classes,
                         chosen, seed),
-        check_black_box(store, n, attack_ids),
-        check_more_compute(store, n, attack_ids),
-        check_silent_success(store, n, attack_ids),
     ]
     flags = [f for r in results for f in r.flags()]
-    write_text_atomic(store.root / DIAGNOSTICS_JSON, json.dumps({
-        "n_examples": n, "attacks": attack_ids, "unreliable": flags,
-        "checks": {r.check: r.as_dict() for r in results},
-    }, indent=2, sort_keys=True) + "\n")
-    per_sample = pd.DataFrame({"index": range(n)})
-    per_sample["zero_grad"] = pd.Series(zero.tolist(), index=sub.tolist(), dtype="boolean")
-    per_sample["nan_grad"] = pd.Series(nan.tolist(), index=sub.tolist(), dtype="boolean")
-    mismatches: dict[int, list[str]] = {}
-    for attack_id, indices in success_mismatches(store, n).items():
-        for i in indices:
-            mismatches.setdefault(i, []).append(attack_id)
-    per_sample["success_mismatch"] = [";".join(mismatches.get(i, [])) for i in range(n)]
-    write_csv_atomic(store.root / DIAGNOSTICS_CSV, per_sample)
+    store.save_model_checks(key, {
+        "checks": {r.check: r.as_dict() for r in results}, "flags": flags,
+        "zero_grad": sub[zero].tolist(), "nan_grad": sub[nan].tolist()})
     return flags
 
 
-def load_unreliable(store: RunStore, n: int, attack_ids: list[str]) -> list[dict[str, str]]:
-    """The flags diagnostics.json recorded, if it was written for these n samples and
-    attacks (`robbench leaderboard build` re-creates rows from disk); else []."""
-    path = store.root / DIAGNOSTICS_JSON
-    if not path.exists():
-        return []
-    record = json.loads(path.read_text())
-    if record.get("n_examples") != n or record.get("attacks") != sorted(attack_ids):
-        return []
-    return record.get("unreliable", [])
+def record_checks(store: RunStore, n: int, attack_ids: list[str]) -> list[CheckResult]:
+    """The checks computed from the per-sample records alone."""
+    attack_ids = sorted(attack_ids)
+    return [check_black_box(store, n, attack_ids), check_more_compute(store, n, attack_ids),
+            check_silent_success(store, n, attack_ids)]
+
+
+MISSING_MODEL_CHECKS = {"check": "model-checks", "reason": "the model checks (gradients, "
+                        "randomness, probabilities, large eps) are not on record for these samples"}
+
+
+def unreliable_flags(store: RunStore, n: int, attack_ids: list[str]) -> list[dict[str, str]]:
+    """Every flag for the first n samples under these attacks, from the store alone:
+    the stored model checks (a flag saying so where they are missing) and the record
+    checks. `robbench eval` and `leaderboard build` both take a row's flags from here."""
+    _, _, key = checked_samples(store, n)
+    stored = store.load_model_checks().get(key)
+    flags = list(stored["flags"]) if stored is not None else [MISSING_MODEL_CHECKS]
+    return flags + [f for r in record_checks(store, n, attack_ids) for f in r.flags()]
 
 
 def unreliable_text(flags: list[dict[str, str]]) -> str:

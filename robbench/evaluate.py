@@ -4,7 +4,6 @@ run loses nothing and the same command resumes it."""
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import platform
 import time
@@ -13,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -23,10 +21,11 @@ from robbench.attacks import ATTACKS, Attack, AttackResult
 from robbench.attacks.base import run_in_batches
 from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import DATASETS, load_split
-from robbench.diagnostics import record_success_check, run_diagnostics, unreliable_text
+from robbench.diagnostics import record_success_check, run_model_checks, unreliable_flags
 from robbench.errors import RobbenchError
-from robbench.leaderboard import default_path, upsert_row
+from robbench.leaderboard import default_path, read_table, upsert_row
 from robbench.results import RunStore, run_dir
+from robbench.scoring import run_row, summarize
 from robbench.sharding import sharded_attack
 
 
@@ -99,6 +98,10 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         raise RobbenchError(f"--shards must be positive, got {req.shards}")
     device = resolve_device(req.device)
 
+    lb_path = Path(req.leaderboard) if req.leaderboard else default_path(
+        Path(LEADERBOARD_DIR), entry.dataset, norm, eps, protocol_eps)
+    check_paths(Path(req.runs_dir), lb_path)
+
     loaded = load_model(req.model_id, req.checkpoint, device)
     model = loaded.model
     test = load_split(entry.dataset, "test", req.data_root, req.download)
@@ -109,15 +112,14 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     index = torch.arange(n)
 
     store = RunStore(run_dir(req.runs_dir, req.model_id, loaded.sha256, norm, eps, req.seed))
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
-    store.save_meta({
+    store.open({
         "model": req.model_id, "dataset": entry.dataset, "defense": entry.defense,
         "architecture": entry.architecture, "threat_model": norm, "eps": eps,
-        "protocol_eps": protocol_eps, "seed": req.seed, "n_examples": n,
-        "checkpoint": str(loaded.checkpoint_path),
-        "checkpoint_sha256": loaded.sha256, "reference": entry.reference, "date": date,
-        "versions": versions(),
-    })
+        "protocol_eps": protocol_eps, "seed": req.seed, "checkpoint_sha256": loaded.sha256,
+        "checkpoint_source": "zoo" if loaded.sha256 == entry.checkpoint_sha256 else "file",
+        "reference": entry.reference,
+    }, versions())
+    validate_run(store)  # a damaged record fails here, before any attack runs
 
     pred = clean_predictions(model, x_all, req.batch_size, device)
     store.save_clean(index, y_all, pred)
@@ -128,17 +130,38 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
 
     summary = summarize(store, n, requested=[a.id for a in attacks])
     # METHODS §5: checks that flag an unreliable evaluation (robbench/diagnostics.py)
-    summary["unreliable"] = run_diagnostics(model, store, x_all, y_all, summary, norm=norm,
-                                            seed=req.seed, num_classes=spec.num_classes,
-                                            device=device)
+    run_model_checks(model, store, x_all, y_all, norm=norm, seed=req.seed,
+                     num_classes=spec.num_classes, device=device)
+    summary["unreliable"] = unreliable_flags(store, n, summary["worst_case_over"])
     summary.update({"model": req.model_id, "dataset": entry.dataset, "threat_model": norm,
                     "eps": eps, "n_examples": n, "seed": req.seed,
                     "checkpoint_sha256": loaded.sha256, "run_dir": str(store.root),
                     "seconds": round(time.perf_counter() - started, 2)})
-    lb_path = req.leaderboard or default_path(Path(LEADERBOARD_DIR), entry.dataset, norm, eps, protocol_eps)
-    upsert_row(lb_path, leaderboard_row(summary, store.load_meta()))
-    summary["leaderboard"] = str(lb_path)
+    row = run_row(store)
+    upsert_row(lb_path, row)
+    summary.update({"leaderboard": str(lb_path), "leaderboard_model": row["model"],
+                    "leaderboard_n_examples": int(row["n_examples"])})
     return summary
+
+
+def check_paths(runs_dir: Path, leaderboard: Path) -> None:
+    """Bad --runs-dir / --leaderboard paths, and a leaderboard that fails validation,
+    are errors before any work."""
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise RobbenchError(f"--runs-dir {runs_dir} is not a directory")
+    if leaderboard.is_dir():
+        raise RobbenchError(f"--leaderboard {leaderboard} is a directory, not a CSV file")
+    if leaderboard.exists():
+        read_table(leaderboard)
+
+
+def validate_run(store: RunStore) -> None:
+    """Reads (and so validates) every record of the run."""
+    for attack_id in store.attack_ids():
+        store.load_attack(attack_id)
+    store.load_clean()
+    store.load_success_checks()
+    store.load_model_checks()
 
 
 def versions() -> dict[str, str]:
@@ -158,16 +181,17 @@ def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch
                y: torch.Tensor, correct: torch.Tensor, eps: float, req: EvalRequest,
                device: torch.device) -> None:
     """Attacks the clean-correct samples this run dir has no row for yet."""
-    done = set(store.start_attack(attack.id, attack.params())["index"].tolist())
+    params = attack.params()
+    done = set(store.start_attack(attack.id, params)["index"].tolist())
     todo = torch.tensor([i for i in range(len(y)) if i not in done], dtype=torch.int64)
     wrong = todo[~correct[todo]]
     if len(wrong):  # misclassified already: the clean input is the adversarial example
-        store.append_attack(attack.id, wrong, trivial_result(x[wrong]), 0.0)
+        store.append_attack(attack.id, params, wrong, trivial_result(x[wrong]), 0.0, versions())
     todo = todo[correct[todo]]
     bar = tqdm(total=len(todo), desc=attack.id, unit="img", leave=False,
                disable=None if req.progress else True)
     for idx, result, seconds in attack_batches(attack, model, x, y, todo, eps, req, device):
-        store.append_attack(attack.id, idx, result, seconds)
+        store.append_attack(attack.id, params, idx, result, seconds, versions())
         record_success_check(store, attack, model, idx, x[idx].to(device), y[idx].to(device),
                              result, eps)  # silent success
         bar.update(len(idx))
@@ -191,58 +215,3 @@ def trivial_result(x: torch.Tensor) -> AttackResult:
     zeros = torch.zeros(len(x), dtype=torch.int64)
     return AttackResult(x_adv=x, success=torch.ones(len(x), dtype=torch.bool),
                         norm=torch.zeros(len(x)), n_forward=zeros, n_backward=zeros.clone())
-
-
-def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
-    """Accuracies over samples 0..n-1. The worst case is per sample: robust only if
-    clean-correct and no attack on record (this run's or an earlier one's, for the
-    same checkpoint, ε and seed) succeeded on it — the mean of a per-sample min."""
-    clean = store.load_clean().set_index("index").loc[range(n)]
-    robust = clean["correct"].to_numpy().copy()
-    attacks: dict[str, Any] = {}
-    for attack_id in store.attack_ids():
-        frame, meta = store.load_attack(attack_id)
-        frame = frame.set_index("index")
-        if not set(range(n)) <= set(frame.index):
-            continue  # this attack has not covered these samples; never mix partial runs
-        rows = frame.loc[range(n)]
-        success = rows["success"].astype(bool).to_numpy()
-        correct = clean["correct"].to_numpy()
-        attacks[attack_id] = {
-            "robust_acc": 100.0 * float((correct & ~success).mean()),
-            "successes": int((success & correct).sum()),
-            **norm_statistics(rows["norm"].to_numpy()[correct]),
-            "n_forward": int(rows["n_forward"].sum()), "n_backward": int(rows["n_backward"].sum()),
-            "seconds": round(meta["seconds"], 2), "flags": meta["flags"],
-            "from_earlier_run": attack_id not in requested,
-        }
-        robust &= ~success
-    return {"clean_acc": 100.0 * float(clean["correct"].mean()), "attacks": attacks,
-            "worst_case_acc": 100.0 * float(robust.mean()), "worst_case_over": sorted(attacks)}
-
-
-def norm_statistics(norms: np.ndarray) -> dict[str, Any]:
-    """Over the clean-correct samples: mean and median norm of the adversarials found
-    (any size: minimum-norm attacks report norms beyond ε too) and how many samples
-    got none (norm inf: e.g. foolbox C&W's all-zero failure images)."""
-    found = norms[np.isfinite(norms) & (norms > 0)]
-    return {"mean_norm": float(found.mean()) if len(found) else None,
-            "median_norm": float(np.median(found)) if len(found) else None,
-            "failures": int(np.isinf(norms).sum())}
-
-
-def leaderboard_row(summary: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    row = {
-        "model": summary["model"], "defense": meta["defense"], "dataset": summary["dataset"],
-        "threat_model": summary["threat_model"], "eps": round(summary["eps"], 6),
-        "architecture": meta["architecture"], "clean_acc": round(summary["clean_acc"], 2),
-        "worst_case_acc": round(summary["worst_case_acc"], 2),
-        "n_examples": summary["n_examples"], "seed": summary["seed"],
-        "checkpoint_sha256": summary["checkpoint_sha256"],
-        "robbench_version": meta["versions"]["robbench"], "torch_version": meta["versions"]["torch"],
-        "date": meta["date"], "source": "measured",
-        "unreliable": unreliable_text(summary.get("unreliable", [])), "reference": meta["reference"],
-    }
-    for attack_id, result in summary["attacks"].items():
-        row[attack_id] = round(result["robust_acc"], 2)
-    return row

@@ -27,3 +27,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> None:
     write_text_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def write_text_if_changed(path: str | os.PathLike, text: str) -> bool:
+    """write_text_atomic unless the file already holds exactly `text` (a command that
+    computes nothing new changes nothing on disk). True if it wrote."""
+    path = Path(path)
+    try:
+        if path.read_bytes() == text.encode("utf-8"):
+            return False
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        pass
+    write_text_atomic(path, text)
+    return True

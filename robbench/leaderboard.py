@@ -1,4 +1,5 @@
-"""Leaderboard CSVs: one row per model and threat model, replaced atomically."""
+"""Leaderboard CSVs: one row per (model id, checkpoint sha256, threat model, ε, seed),
+validated on every read, upserted under a lock and replaced atomically."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from robbench.io import write_csv_atomic
+from robbench.errors import RobbenchError
+from robbench.io import write_text_if_changed
+from robbench.locks import locked
 
 LEADING = ["model", "defense", "dataset", "threat_model", "eps", "architecture", "clean_acc"]
 TRAILING = ["worst_case_acc", "n_examples", "seed", "checkpoint_sha256", "robbench_version",
@@ -23,7 +26,8 @@ NAME_PATTERN = re.compile(r"^(?P<dataset>.+)-(?P<norm>Linf|L2)(?:-eps(?P<eps>[0-
 
 def default_path(root: Path, dataset: str, norm: str, eps: float, protocol_eps: float) -> Path:
     """`<dataset>-<norm>.csv` at the protocol ε; any other ε gets its own file so a
-    custom run never replaces a protocol row."""
+    custom run is never mixed into a protocol table. (Rows carry their exact ε, and it
+    is part of their identity, so budgets that round alike here still keep apart.)"""
     if abs(eps - protocol_eps) < 1e-12:
         return root / f"{dataset}-{norm}.csv"
     return root / f"{dataset}-{norm}-eps{eps:.6g}.csv"
@@ -52,8 +56,53 @@ def attack_columns(columns: list[str]) -> list[str]:
     return [c for c in order_columns(list(columns)) if c not in LEADING and c not in TRAILING]
 
 
+IDENTITY = ["model", "checkpoint_sha256", "threat_model", "eps", "seed"]
+NUMBER_COLUMNS = ["eps", "clean_acc", "worst_case_acc"]
+REQUIRED = ["model", "threat_model", "eps", "worst_case_acc", "source"]
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=True)
+    """A leaderboard, checked cell by cell: a non-numeric accuracy, a fractional n or a
+    second row with the same identity is one error naming the file, row and column."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RobbenchError(f"{path}: not a readable leaderboard CSV ({type(exc).__name__})") from None
+    missing = [c for c in REQUIRED if c not in table.columns]
+    if missing:
+        raise RobbenchError(f"{path}: not a leaderboard (no {', '.join(missing)} column)")
+    for column in table.columns:
+        kind = ("int" if column in INTEGER_COLUMNS else "text" if column in TEXT_COLUMNS
+                or column in LEADING and column not in NUMBER_COLUMNS or column == "source"
+                else "number")
+        if kind == "text":
+            table[column] = table[column].replace("", pd.NA) if column != "model" else table[column]
+            continue
+        values = [_number(path, i, column, v, kind) for i, v in enumerate(table[column])]
+        table[column] = pd.array(values, dtype="Int64" if kind == "int" else "float64")
+    if (table["model"] == "").any():
+        raise RobbenchError(f"{path}: row {int((table['model'] == '').to_numpy().argmax()) + 2} "
+                            f"has no model id")
+    ids = table[IDENTITY].astype(str) if set(IDENTITY) <= set(table.columns) else table[["model"]]
+    dup = ids.duplicated()
+    if dup.any():
+        raise RobbenchError(f"{path}: two rows for {table['model'][dup].iloc[0]!r} with the same "
+                            f"checkpoint, threat model, eps and seed")
+    return table
+
+
+def _number(path: Path, i: int, column: str, text: str, kind: str) -> float | int | None:
+    if text == "":
+        return None if kind == "int" else math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or (kind == "int" and not value.is_integer()):
+        what = "an integer" if kind == "int" else "a finite number"
+        raise RobbenchError(f"{path}: row {i + 2}, column {column}: {text!r} is not {what}")
+    return int(value) if kind == "int" else value
 
 
 def sort_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -70,19 +119,42 @@ def sort_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def write_table(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+def format_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     table = sort_table(frame)
-    write_csv_atomic(path, table)
+    return table, table.to_csv(index=False, lineterminator="\n")
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Writes atomically, and not at all when the bytes would not change."""
+    table, text = format_table(frame)
+    write_text_if_changed(path, text)
     return table
 
 
+def same_identity(table: pd.DataFrame, row: dict[str, Any]) -> pd.Series:
+    """Rows of `table` with `row`'s identity (model id, checkpoint, threat model, ε, seed)."""
+    match = pd.Series(True, index=table.index)
+    for column in IDENTITY:
+        value = row.get(column)
+        if column not in table.columns:
+            match &= is_missing(value)
+        elif column in ("eps", "seed"):
+            match &= pd.to_numeric(table[column]).astype(float) == float(value)
+        else:
+            match &= table[column].astype(str) == str(value)
+    return match
+
+
 def upsert_row(path: Path, row: dict[str, Any]) -> pd.DataFrame:
-    """Replaces `row["model"]`'s row (or adds it); sorted by worst-case accuracy."""
-    new = pd.DataFrame([row])
-    if path.exists():
-        old = read_table(path)
-        new = pd.concat([old[old["model"] != row["model"]], new], ignore_index=True)
-    return write_table(path, new)
+    """Replaces the row with `row`'s identity (or adds it), holding the leaderboard's
+    lock so concurrent evals keep every row; sorted by worst-case accuracy."""
+    path = Path(path)
+    with locked(path.with_name(f".{path.name}.lock")):
+        new = pd.DataFrame([row])
+        if path.exists():
+            old = read_table(path)
+            new = pd.concat([old[~same_identity(old, row)], new], ignore_index=True)
+        return write_table(path, new)
 
 
 def is_missing(value: Any) -> bool:

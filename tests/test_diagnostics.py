@@ -1,7 +1,6 @@
 """The checks that flag an unreliable evaluation (METHODS §5): each one fires on a model,
 attack or run record built to trigger it, and none fires on a sound model."""
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
@@ -11,11 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from robbench import diagnostics as dg
-from robbench.attacks import ATTACKS, AttackResult
+from robbench.attacks import ATTACKS
 from robbench.attacks.pgd import PGD
 from robbench.evaluate import EvalRequest, evaluate
 from robbench.leaderboard import read_table
 from robbench.results import RunStore
+from tests.stores import new_store, write_attack, write_clean
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +125,10 @@ def test_model_whose_accuracy_never_falls_to_chance_is_flagged(batch):
 def fake_store(tmp_path, successes: dict[str, list[bool]], params: dict[str, dict] | None = None) -> RunStore:
     """All n samples clean-correct; attack a fools the samples marked True."""
     n = len(next(iter(successes.values())))
-    store = RunStore(tmp_path)
-    store.save_clean(torch.arange(n), torch.zeros(n, dtype=torch.int64), torch.zeros(n, dtype=torch.int64))
-    zeros = torch.zeros(n, dtype=torch.int64)
+    store = new_store(tmp_path)
+    write_clean(store, [0] * n, [0] * n)
     for attack_id, success in successes.items():
-        store.start_attack(attack_id, (params or {}).get(attack_id, {"id": attack_id}))
-        store.append_attack(attack_id, torch.arange(n), AttackResult(
-            x_adv=torch.zeros(n), success=torch.tensor(success), norm=torch.zeros(n),
-            n_forward=zeros, n_backward=zeros), seconds=0.0)
+        write_attack(store, attack_id, success, params=(params or {}).get(attack_id))
     return store
 
 
@@ -194,8 +190,8 @@ def test_attack_dropping_its_points_is_flagged_by_eval(tmp_path, monkeypatch):
     summary = run_eval(tmp_path, ["pgd-drop"])
     flags = [f for f in summary["unreliable"] if f["check"] == "silent-success"]
     assert flags and "pgd-drop" in flags[0]["reason"]
-    per_sample = pd.read_csv(tmp_path / summary["run_dir"] / "diagnostics.csv")
-    flagged = (per_sample["success_mismatch"].fillna("") == "pgd-drop").sum()
+    checks = RunStore(tmp_path / summary["run_dir"]).load_success_checks()
+    flagged = int(checks[checks["attack"] == "pgd-drop"]["mismatch"].sum())
     assert flagged == summary["attacks"]["pgd-drop"]["successes"]
     row = read_table(tmp_path / "board.csv").set_index("model").loc["nominal-digits"]
     assert "pgd-drop" in row["unreliable"]
@@ -205,18 +201,22 @@ def test_attack_dropping_its_points_is_flagged_by_eval(tmp_path, monkeypatch):
 def test_sound_model_triggers_no_check(tmp_path):
     summary = run_eval(tmp_path, ["pgd20"])
     assert summary["unreliable"] == []
-    record = json.loads((tmp_path / summary["run_dir"] / "diagnostics.json").read_text())
+    record, = RunStore(tmp_path / summary["run_dir"]).load_model_checks().values()
     assert not any(check["flagged"] for check in record["checks"].values())
     assert record["checks"]["large-eps"]["accuracy"] <= 0.1 + 0.1
-    per_sample = pd.read_csv(tmp_path / summary["run_dir"] / "diagnostics.csv")
-    assert list(per_sample.columns) == ["index", "zero_grad", "nan_grad", "success_mismatch"]
-    assert len(per_sample) == 16 and not per_sample["zero_grad"].any()
+    assert record["checks"]["gradients"]["n"] == 16 and record["zero_grad"] == []
     assert pd.isna(read_table(tmp_path / "board.csv").set_index("model").loc["nominal-digits", "unreliable"])
 
 
-def test_flags_on_disk_are_reused_only_for_the_same_samples_and_attacks(tmp_path, monkeypatch):
+def test_flags_from_the_store_equal_the_evals_own(tmp_path, monkeypatch):
     monkeypatch.setitem(ATTACKS._entries, "pgd-drop", DroppingPGD(id="pgd-drop", norm="Linf", restarts=1))
     summary = run_eval(tmp_path, ["pgd-drop"], n=8)
     store = RunStore(tmp_path / summary["run_dir"])
-    assert dg.load_unreliable(store, 8, ["pgd-drop"]) == summary["unreliable"] != []
-    assert dg.load_unreliable(store, 7, ["pgd-drop"]) == []
+    assert dg.unreliable_flags(store, 8, ["pgd-drop"]) == summary["unreliable"] != []
+
+
+def test_model_checks_missing_for_the_samples_are_a_flag_not_silence(tmp_path):
+    summary = run_eval(tmp_path, ["pgd20"], n=8)
+    store = RunStore(tmp_path / summary["run_dir"])
+    assert dg.unreliable_flags(store, 8, ["pgd20"]) == []
+    assert dg.unreliable_flags(store, 7, ["pgd20"]) == [dg.MISSING_MODEL_CHECKS]

@@ -1,13 +1,13 @@
 import json
 
 import pandas as pd
-import torch
 
-from robbench.attacks import AttackResult
 from robbench.attacks.pgd import PGD
 from robbench.cli import run
-from robbench.evaluate import summarize
-from robbench.results import RunStore
+from robbench.records import write_csv_record
+from robbench.results import ATTACK_SCHEMA, RunStore
+from robbench.scoring import summarize
+from tests.stores import new_store, write_attack, write_clean
 
 
 def eval_json(capsys, *args: str) -> dict:
@@ -31,8 +31,8 @@ def test_per_sample_results_are_written_under_runs(workdir, capsys):
     summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "30")
     root = workdir / summary["run_dir"]
     assert root.is_relative_to(workdir / "runs")
-    clean = pd.read_csv(root / "clean.csv")
-    fgsm = pd.read_csv(root / "attacks" / "fgsm.csv")
+    store = RunStore(root)
+    clean, (fgsm, _) = store.load_clean(), store.load_attack("fgsm")
     assert list(clean["index"]) == list(range(30)) and "correct" in clean
     assert list(fgsm.columns) == ["index", "success", "norm", "n_forward", "n_backward"]
     assert len(fgsm) == 30 and (fgsm["norm"] <= 0.2 + 1e-6).all()
@@ -40,7 +40,8 @@ def test_per_sample_results_are_written_under_runs(workdir, capsys):
 
 def test_leaderboard_keeps_one_row_per_model_and_other_models_rows(workdir, capsys):
     board = workdir / "board.csv"
-    pd.DataFrame([{"model": "other-model", "clean_acc": 50.0, "worst_case_acc": 10.0}]).to_csv(board, index=False)
+    pd.DataFrame([{"model": "other-model", "threat_model": "Linf", "eps": 0.2, "clean_acc": 50.0,
+                   "worst_case_acc": 10.0, "source": "measured"}]).to_csv(board, index=False)
     eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20", "--leaderboard", str(board))
     eval_json(capsys, "--attacks", "fgsm", "--n-examples", "30", "--leaderboard", str(board))
     table = pd.read_csv(board)
@@ -58,18 +59,9 @@ def test_custom_eps_never_replaces_the_protocol_row(workdir, capsys):
     assert summary["leaderboard"].endswith("digits-Linf-eps0.1.csv")
 
 
-def write_attack(store: RunStore, attack_id: str, success: list[bool]) -> None:
-    n = len(success)
-    store.start_attack(attack_id, {"id": attack_id})
-    zeros = torch.zeros(n, dtype=torch.int64)
-    store.append_attack(attack_id, torch.arange(n), AttackResult(
-        x_adv=torch.zeros(n), success=torch.tensor(success), norm=torch.zeros(n),
-        n_forward=zeros, n_backward=zeros), seconds=0.0)
-
-
 def test_worst_case_is_the_mean_of_a_per_sample_min_not_a_min_of_means(tmp_path):
-    store = RunStore(tmp_path)
-    store.save_clean(torch.arange(4), torch.zeros(4, dtype=torch.int64), torch.zeros(4, dtype=torch.int64))
+    store = new_store(tmp_path)
+    write_clean(store, [0] * 4, [0] * 4)
     write_attack(store, "a", [True, True, False, False])
     write_attack(store, "b", [False, False, True, True])
     summary = summarize(store, 4, requested=["a", "b"])
@@ -78,8 +70,8 @@ def test_worst_case_is_the_mean_of_a_per_sample_min_not_a_min_of_means(tmp_path)
 
 
 def test_clean_errors_count_as_non_robust_for_every_attack(tmp_path):
-    store = RunStore(tmp_path)
-    store.save_clean(torch.arange(2), torch.tensor([0, 1]), torch.tensor([0, 0]))
+    store = new_store(tmp_path)
+    write_clean(store, [0, 1], [0, 0])
     write_attack(store, "a", [False, True])
     assert summarize(store, 2, requested=["a"])["worst_case_acc"] == 50.0
 
@@ -119,14 +111,14 @@ def test_rerun_with_more_samples_computes_only_the_missing_ones(workdir, capsys,
 
 def test_results_of_an_attack_with_other_parameters_are_recomputed(workdir, capsys, monkeypatch):
     summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
-    meta_path = workdir / summary["run_dir"] / "attacks" / "fgsm.json"
-    meta = json.loads(meta_path.read_text())
-    meta["params"]["steps"] = 7
-    meta_path.write_text(json.dumps(meta))
+    store = RunStore(workdir / summary["run_dir"])
+    rows, meta = store.load_attack("fgsm")  # as if recorded by an fgsm with other parameters
+    write_csv_record(store.attack_path("fgsm"), ATTACK_SCHEMA, rows,
+                     {**meta, "params": {**meta["params"], "steps": 7}})
     spy = Spy(monkeypatch)
     eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
     assert set(spy.ids) == {i for i in range(20)} - set(
-        pd.read_csv(workdir / summary["run_dir"] / "clean.csv").query("not correct")["index"])
+        store.load_clean().query("not correct")["index"])
 
 
 def test_committed_nominal_digits_reaches_95_percent_clean_accuracy(workdir, capsys):
@@ -134,24 +126,17 @@ def test_committed_nominal_digits_reaches_95_percent_clean_accuracy(workdir, cap
 
 
 def test_minimum_norm_statistics_skip_failures_and_count_them(tmp_path):
-    store = RunStore(tmp_path)
-    store.save_clean(torch.arange(3), torch.zeros(3, dtype=torch.int64), torch.zeros(3, dtype=torch.int64))
-    store.start_attack("cw", {"id": "cw"})
-    zeros = torch.zeros(3, dtype=torch.int64)
-    store.append_attack("cw", torch.arange(3), AttackResult(
-        x_adv=torch.zeros(3), success=torch.tensor([True, False, False]),
-        norm=torch.tensor([0.5, float("inf"), 1.5]), n_forward=zeros, n_backward=zeros), seconds=0.0)
+    store = new_store(tmp_path)
+    write_clean(store, [0] * 3, [0] * 3)
+    write_attack(store, "cw", [True, False, False], norm=[0.5, float("inf"), 1.5])
     stats = summarize(store, 3, requested=["cw"])["attacks"]["cw"]
     assert stats["mean_norm"] == 1.0 and stats["median_norm"] == 1.0 and stats["failures"] == 1
     assert abs(stats["robust_acc"] - 200 / 3) < 1e-9  # norm 1.5 lies beyond ε: not a success
 
 
 def test_cached_rows_are_reused_for_attacks_whose_parameters_hold_tuples(tmp_path):
-    store = RunStore(tmp_path)
+    store = new_store(tmp_path)
     write_attack(store, "aa", [True, False])
     params = {"id": "aa", "attacks": ("apgd-ce", "square")}
-    store.start_attack("aa", params)
-    store.append_attack("aa", torch.arange(2), AttackResult(
-        x_adv=torch.zeros(2), success=torch.tensor([True, False]), norm=torch.zeros(2),
-        n_forward=torch.zeros(2, dtype=torch.int64), n_backward=torch.zeros(2, dtype=torch.int64)), 0.0)
+    write_attack(store, "aa", [True, False], params=params)
     assert len(store.start_attack("aa", params)) == 2

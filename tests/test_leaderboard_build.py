@@ -5,43 +5,30 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from model_zoo.zoo import MODELS
-from robbench.attacks import AttackResult
 from robbench.cli import run
 from robbench.errors import RobbenchError
 from robbench.leaderboard import read_table
-from robbench.leaderboard_build import PAPER_AGGREGATE_NOTE, build, parse_eps
-from robbench.results import RunStore, run_dir
+from robbench.leaderboard_build import build
+from robbench.leaderboard_papers import PAPER_AGGREGATE_NOTE, parse_eps
+from robbench.records import write_csv_record
+from robbench.results import ATTACK_SCHEMA, RunStore
 from tests.conftest import REPO_ROOT
+from tests.stores import new_run, write_attack, write_clean
 
 PAPER_RESULTS = REPO_ROOT / "leaderboards" / "paper_results.csv"
 
 
 def fake_run(runs: Path, model_id: str, n: int, seed: int = 0, correct: int | None = None,
-             fooled: int = 0, sha: str | None = None, eps: float = 0.2) -> Path:
+             fooled: int = 0, sha: str | None = None, eps: float = 0.2,
+             source: str | None = None) -> Path:
     """A run dir as `robbench eval` writes it, without running anything: the first
     `correct` samples are classified correctly, fgsm fools the first `fooled` of them."""
-    entry = MODELS.get(model_id)
-    sha = sha or entry.checkpoint_sha256
     correct = n if correct is None else correct
-    store = RunStore(run_dir(runs, model_id, sha, "Linf", eps, seed))
-    store.save_meta({
-        "model": model_id, "dataset": entry.dataset, "defense": entry.defense,
-        "architecture": entry.architecture, "threat_model": "Linf", "eps": eps,
-        "protocol_eps": 0.2, "seed": seed, "n_examples": n, "checkpoint": "x",
-        "checkpoint_sha256": sha, "reference": entry.reference, "date": "2026-01-01",
-        "versions": {"robbench": "0.1.0", "torch": "2.14.1", "python": "3.11"},
-    })
-    labels = torch.zeros(n, dtype=torch.int64)
-    store.save_clean(torch.arange(n), labels, (torch.arange(n) >= correct).long())
-    store.start_attack("fgsm", {"id": "fgsm"})
-    success = (torch.arange(n) < fooled) | (torch.arange(n) >= correct)
-    zeros = torch.zeros(n, dtype=torch.int64)
-    store.append_attack("fgsm", torch.arange(n), AttackResult(
-        x_adv=torch.zeros(n), success=success, norm=torch.zeros(n), n_forward=zeros,
-        n_backward=zeros), seconds=0.0)
+    store = new_run(runs, model_id, seed=seed, sha=sha, eps=eps, source=source)
+    write_clean(store, [0] * n, [int(i >= correct) for i in range(n)])
+    write_attack(store, "fgsm", [i < fooled or i >= correct for i in range(n)])
     return store.root
 
 
@@ -87,7 +74,7 @@ def test_paper_rows_appear_for_cifar10_with_source_paper(tmp_path, board):
     row = table.loc["paper:clustr-qtrades:clustr"]
     assert row["reference"] == "ClusTR (Alfarra et al. 2021)"
     assert row["clean_acc"] == 91.03 and row["pgd20"] == 74.44 and row["pgd100"] == 74.04
-    assert row["eps"] == round(8 / 255, 6)
+    assert row["eps"] == 8 / 255  # exactly, not rounded
     assert PAPER_AGGREGATE_NOTE in row["unreliable"]
     for dataset in ("cifar100", "svhn"):
         assert (read_table(board / f"{dataset}-Linf.csv")["source"] == "paper").all()
@@ -120,7 +107,7 @@ def test_paper_row_at_another_eps_goes_to_its_own_leaderboard(tmp_path, board):
     build(out=board, runs_dir=tmp_path / "runs")
     table = read_table(board / "cifar10-Linf-eps0.00784314.csv")
     assert list(table["model"]) == ["paper:clustr-qtrades:clustr"]
-    assert table["pgd20"].tolist() == [81.99] and table["eps"].tolist() == [round(2 / 255, 6)]
+    assert table["pgd20"].tolist() == [81.99] and table["eps"].tolist() == [2 / 255]
 
 
 def test_eps_fractions_become_floats():
@@ -142,33 +129,52 @@ def test_rows_sorted_by_worst_case_acc(tmp_path, board):
     assert finite == sorted(finite, reverse=True) and worst[:len(finite)] == finite
 
 
-def test_run_of_an_older_checkpoint_is_ignored(tmp_path, board):
+def test_run_of_an_older_zoo_checkpoint_is_left_out(tmp_path, board):
     runs = tmp_path / "runs"
     fake_run(runs, "nominal-digits", 20, fooled=18)
-    fake_run(runs, "mmc-digits", 20, sha="0" * 64)
+    fake_run(runs, "mmc-digits", 20, sha="0" * 64, source="zoo")
     build(out=board, runs_dir=runs)
     assert list(read_table(board / "digits-Linf.csv")["model"]) == ["nominal-digits"]
 
 
-def test_run_whose_attack_has_not_covered_its_samples_gives_no_row(tmp_path, board):
+def test_run_of_a_user_checkpoint_gets_its_own_row_id(tmp_path, board):
     runs = tmp_path / "runs"
-    fake_run(runs, "nominal-digits", 20, fooled=18)
-    partial = RunStore(fake_run(runs, "mmc-digits", 20))
+    fake_run(runs, "mmc-digits", 20, fooled=18)
+    fake_run(runs, "mmc-digits", 20, sha="f5fbd1e3ce8a" + "0" * 52, fooled=2)
+    build(out=board, runs_dir=runs)
+    table = read_table(board / "digits-Linf.csv").set_index("model")
+    assert table["worst_case_acc"].to_dict() == {"mmc-digits@f5fbd1e3ce8a": 90.0, "mmc-digits": 10.0}
+
+
+def test_interrupted_first_attack_gives_a_row_on_the_samples_it_covered(tmp_path, board):
+    runs = tmp_path / "runs"
+    partial = RunStore(fake_run(runs, "mmc-digits", 20, fooled=1))
     frame, meta = partial.load_attack("fgsm")
-    partial._write_attack("fgsm", frame.head(5), meta)  # interrupted after 5 samples
-    build(out=board, runs_dir=runs)
-    assert list(read_table(board / "digits-Linf.csv")["model"]) == ["nominal-digits"]
-
-
-def test_largest_n_then_seed_0_is_chosen(tmp_path, board):
-    runs = tmp_path / "runs"
-    fake_run(runs, "nominal-digits", 20, seed=0, fooled=1)
-    fake_run(runs, "nominal-digits", 30, seed=3, fooled=3)
-    fake_run(runs, "nominal-digits", 30, seed=0, fooled=6)
-    fake_run(runs, "nominal-digits", 30, seed=1, fooled=9)
+    write_csv_record(partial.attack_path("fgsm"), ATTACK_SCHEMA, frame.head(5), meta)
     build(out=board, runs_dir=runs)
     row = read_table(board / "digits-Linf.csv").iloc[0]
-    assert (row["n_examples"], row["seed"], row["worst_case_acc"]) == (30, 0, 80.0)
+    assert (row["model"], row["n_examples"], row["worst_case_acc"]) == ("mmc-digits", 5, 80.0)
+
+
+def test_run_with_no_attack_rows_gives_no_row(tmp_path, board):
+    runs = tmp_path / "runs"
+    fake_run(runs, "nominal-digits", 20, fooled=18)
+    empty = RunStore(fake_run(runs, "mmc-digits", 20))
+    empty.start_attack("fgsm", {"id": "fgsm", "restarted": True})
+    report = build(out=board, runs_dir=runs)
+    assert list(read_table(board / "digits-Linf.csv")["model"]) == ["nominal-digits"]
+    assert any("no attack covers" in w for w in report.warnings)
+
+
+def test_each_seed_is_its_own_row_at_its_largest_n(tmp_path, board):
+    runs = tmp_path / "runs"
+    look = RunStore(fake_run(runs, "nominal-digits", 30, seed=0, fooled=6))
+    write_attack(look, "pgd20", [True] * 20)  # a later look at fewer samples
+    fake_run(runs, "nominal-digits", 30, seed=1, fooled=9)
+    build(out=board, runs_dir=runs)
+    table = read_table(board / "digits-Linf.csv")
+    assert sorted(zip(table["seed"], table["n_examples"], table["worst_case_acc"])) == \
+        [(0, 30, 80.0), (1, 30, 70.0)]
 
 
 def test_other_eps_is_its_own_leaderboard_and_plot_point(tmp_path, board):
@@ -182,7 +188,7 @@ def test_other_eps_is_its_own_leaderboard_and_plot_point(tmp_path, board):
 
 def test_stale_leaderboard_is_kept_unless_pruned(tmp_path, board):
     stale = board / "digits-L2.csv"
-    stale.write_text("model,worst_case_acc\nold-model,1.0\n")
+    stale.write_text("model,threat_model,eps,worst_case_acc,source\nold-model,L2,1.0,1.0,measured\n")
     report = build(out=board, runs_dir=tmp_path / "runs")
     assert report.stale == [stale] and stale.exists()
     report = build(out=board, runs_dir=tmp_path / "runs", prune=True)
@@ -190,7 +196,7 @@ def test_stale_leaderboard_is_kept_unless_pruned(tmp_path, board):
 
 
 def test_dataset_option_leaves_other_datasets_alone(tmp_path, board):
-    hand_made = b"model,worst_case_acc\nhand-made,1.0\n"
+    hand_made = b"model,threat_model,eps,worst_case_acc,source\nhand-made,Linf,0.2,1.0,measured\n"
     (board / "cifar10-Linf.csv").write_bytes(hand_made)
     report = build(out=board, runs_dir=tmp_path / "runs", dataset="svhn")
     assert [p.name for p in report.written] == ["svhn-Linf.csv"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from robbench.leaderboard import write_table
-from robbench.leaderboard_build import render
+from robbench.leaderboard_render import render
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -9,6 +9,9 @@ import time
 
 import pandas as pd
 
+from robbench.records import read_csv_record
+from robbench.results import ATTACK_SCHEMA
+
 from robbench.cli import run
 from tests.test_evaluate import Spy
 
@@ -23,13 +26,18 @@ def kill_after_first_batch(tmp_path) -> pd.DataFrame:
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         found = list((tmp_path / "runs").rglob("pgd100.csv"))
-        if found and len(pd.read_csv(found[0])) > 0:
+        if found and len(rows(found[0])) > 0:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            return pd.read_csv(found[0])
+            return rows(found[0])
         time.sleep(0.05)
     proc.kill()
     raise AssertionError("the eval finished or wrote nothing before it could be killed")
+
+
+def rows(path) -> pd.DataFrame:
+    """The record's rows (validated: a reader never sees half a file)."""
+    return read_csv_record(path, ATTACK_SCHEMA)[0]
 
 
 def run_json(capsys, *extra: str) -> dict:
@@ -48,6 +56,6 @@ def test_killed_eval_resumes_with_only_the_missing_samples_and_same_numbers(tmp_
     fresh = run_json(capsys, "--runs-dir", str(tmp_path / "fresh"), "--leaderboard", str(tmp_path / "b2.csv"))
     assert resumed["clean_acc"] == fresh["clean_acc"]
     assert resumed["attacks"]["pgd100"]["robust_acc"] == fresh["attacks"]["pgd100"]["robust_acc"]
-    rows = [pd.read_csv(next((tmp_path / d).rglob("pgd100.csv")))[["index", "success", "norm"]]
+    both = [rows(next((tmp_path / d).rglob("pgd100.csv")))[["index", "success", "norm"]]
             for d in ("runs", "fresh")]
-    pd.testing.assert_frame_equal(rows[0], rows[1])
+    pd.testing.assert_frame_equal(both[0], both[1])

@@ -1,0 +1,96 @@
+"""Numbers from the per-sample records: accuracies, the per-sample worst case and the
+leaderboard row of a run. Everything here reads the store (which validates every
+record) and nothing else, so `robbench eval` and `robbench leaderboard build` give
+the same row for the same records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from robbench.diagnostics import unreliable_flags, unreliable_text
+from robbench.results import RunStore
+
+
+def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
+    """Accuracies over samples 0..n-1. The worst case is per sample: robust only if
+    clean-correct and no attack on record (this run's or an earlier one's, for the
+    same checkpoint, ε and seed) succeeded on it — the mean of a per-sample min.
+    Attacks that have not covered all n samples are left out, never mixed in."""
+    clean = store.load_clean().set_index("index").loc[range(n)]
+    correct = clean["correct"].to_numpy(dtype=bool)
+    robust = correct.copy()
+    attacks: dict[str, Any] = {}
+    for attack_id in store.attack_ids():
+        frame, meta = store.load_attack(attack_id)
+        frame = frame.set_index("index")
+        if not set(range(n)) <= set(frame.index):
+            continue
+        rows = frame.loc[range(n)]
+        success = rows["success"].to_numpy(dtype=bool)
+        attacks[attack_id] = {
+            "robust_acc": 100.0 * float((correct & ~success).mean()),
+            "successes": int((success & correct).sum()),
+            **norm_statistics(rows["norm"].to_numpy()[correct]),
+            "n_forward": int(rows["n_forward"].sum()), "n_backward": int(rows["n_backward"].sum()),
+            "seconds": round(meta["seconds"], 2), "flags": meta["flags"],
+            "from_earlier_run": attack_id not in requested,
+        }
+        robust &= ~success
+    return {"clean_acc": 100.0 * float(correct.mean()), "attacks": attacks,
+            "worst_case_acc": 100.0 * float(robust.mean()), "worst_case_over": sorted(attacks)}
+
+
+def norm_statistics(norms: np.ndarray) -> dict[str, Any]:
+    """Over the clean-correct samples: mean and median norm of the adversarials found
+    (any size: minimum-norm attacks report norms beyond ε too) and how many samples
+    got none (norm inf: e.g. foolbox C&W's all-zero failure images)."""
+    found = norms[np.isfinite(norms) & (norms > 0)]
+    return {"mean_norm": float(found.mean()) if len(found) else None,
+            "median_norm": float(np.median(found)) if len(found) else None,
+            "failures": int(np.isinf(norms).sum())}
+
+
+def row_model_id(meta: dict[str, Any]) -> str:
+    """The zoo id for the zoo's checkpoint; `<id>@<sha256[:12]>` for any other file, so
+    a user's checkpoint never takes the zoo model's row."""
+    if meta["checkpoint_source"] == "zoo":
+        return meta["model"]
+    return f"{meta['model']}@{meta['checkpoint_sha256'][:12]}"
+
+
+def run_row(store: RunStore) -> dict[str, Any] | None:
+    """The leaderboard row of a run: its largest complete n (RunStore.size), every
+    attack that covers it, the flags on record for them. None while no attack covers
+    any sample (its "worst case" would be the clean accuracy)."""
+    meta = store.load_meta()
+    n = store.size()
+    if meta is None or n == 0:
+        return None
+    summary = summarize(store, n, requested=[])
+    attacks = summary["worst_case_over"]
+    records = {a: store.load_attack(a)[1] for a in attacks}
+    dates = sorted(r["date"] for r in records.values() if r["date"])
+    row = {
+        "model": row_model_id(meta), "defense": meta["defense"], "dataset": meta["dataset"],
+        "threat_model": meta["threat_model"], "eps": float(meta["eps"]),
+        "architecture": meta["architecture"], "clean_acc": round(summary["clean_acc"], 2),
+        "worst_case_acc": round(summary["worst_case_acc"], 2), "n_examples": n,
+        "seed": meta["seed"], "checkpoint_sha256": meta["checkpoint_sha256"],
+        "robbench_version": _versions(records, meta, "robbench"),
+        "torch_version": _versions(records, meta, "torch"),
+        "date": dates[-1] if dates else meta["created"], "source": "measured",
+        "unreliable": unreliable_text(unreliable_flags(store, n, attacks)),
+        "reference": meta["reference"],
+    }
+    for attack_id, result in summary["attacks"].items():
+        row[attack_id] = round(result["robust_acc"], 2)
+    return row
+
+
+def _versions(records: dict[str, dict[str, Any]], meta: dict[str, Any], package: str) -> str:
+    """The package versions the row's attacks were measured with (several, comma-joined,
+    if the run was extended under another version)."""
+    found = {r["versions"].get(package) for r in records.values()} - {None}
+    return ", ".join(sorted(found)) if found else meta["versions"].get(package, "")
