@@ -17,6 +17,8 @@ from model_zoo.recipes import RECIPES, TrainContext
 from model_zoo.zoo import MANIFEST_PATH, MODELS, build_model, checkpoint_meta, read_manifest, write_manifest
 from robbench.checkpoints import save_checkpoint
 from robbench.datasets import load_split
+from robbench.errors import RobbenchError
+from robbench.paths import check_data_root, check_output_file
 
 
 def train_model(model_id: str, *, output: str | Path | None = None, epochs: int | None = None,
@@ -25,6 +27,8 @@ def train_model(model_id: str, *, output: str | Path | None = None, epochs: int 
     """Trains `model_id` with its manifest recipe and seed. Without `output` the zoo
     checkpoint and the manifest's hash, wall time and versions are updated."""
     entry = MODELS.get(model_id)
+    path = checkpoint_destination(model_id, output)
+    check_data_root(data_root)
     args = dict(entry.recipe_args)
     if epochs is not None:
         args["epochs"] = epochs
@@ -41,7 +45,6 @@ def train_model(model_id: str, *, output: str | Path | None = None, epochs: int 
     seconds = time.perf_counter() - start
     model.eval()
     test_acc = ctx.accuracy(test)
-    path = Path(output) if output else entry.checkpoint_path
     sha = save_checkpoint(model.state_dict(), checkpoint_meta(entry, model), path)
     if output is None:
         with manifest_lock():
@@ -49,6 +52,22 @@ def train_model(model_id: str, *, output: str | Path | None = None, epochs: int 
     log(f"saved {path} (sha256 {sha[:16]}…), test acc {test_acc:.4f}, {seconds:.1f}s")
     return {"model": model_id, "checkpoint": str(path), "sha256": sha,
             "test_acc": test_acc, "seconds": seconds}
+
+
+def checkpoint_destination(model_id: str, output: str | Path | None) -> Path:
+    """Where the checkpoint will go, checked before any training: `output` (a file in
+    an existing, writable directory) or the zoo's checkpoint, whose manifest is updated."""
+    if output is not None:
+        check_output_file(output, "--output", parent_must_exist=True)
+        return Path(output)
+    path = MODELS.get(model_id).checkpoint_path
+    if path is None:
+        raise RobbenchError(f"model {model_id!r} has no checkpoint in the zoo to replace; pass "
+                            f"--output PATH for the new checkpoint (then evaluate it with "
+                            f"--checkpoint PATH)")
+    check_output_file(path, "zoo checkpoint")
+    check_output_file(MANIFEST_PATH, "zoo manifest")
+    return path
 
 
 @contextmanager

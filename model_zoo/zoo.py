@@ -92,8 +92,8 @@ def load_model(model_id: str, checkpoint: str | os.PathLike | None = None,
         if entry.checkpoint_path is None:
             raise RobbenchError(
                 f"model {model_id!r} has no committed checkpoint; train one with "
-                f"`robbench train --model {model_id}` (GPU recommended) and pass "
-                f"--checkpoint PATH"
+                f"`robbench train --model {model_id} --output PATH` (GPU recommended) and "
+                f"pass --checkpoint PATH"
             )
         path, expected = entry.checkpoint_path, entry.checkpoint_sha256
     else:

@@ -3,9 +3,11 @@ the header metadata. Nothing is ever unpickled, so a checkpoint cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,15 +39,31 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def save_checkpoint(state_dict: dict[str, torch.Tensor], meta: dict[str, Any],
                     path: str | os.PathLike) -> str:
-    """Writes atomically and returns the file's sha256."""
+    """Writes atomically (a temporary file in the same directory, then a rename) and
+    returns the file's sha256. A failed or interrupted write leaves no temporary file
+    and the previous file, if any, untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise RobbenchError(f"cannot write checkpoint {path}: it is a directory")
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     header = {META_KEY: json.dumps({"format": FORMAT_VERSION, **meta}, sort_keys=True)}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=header)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RobbenchError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:  # KeyboardInterrupt included: never leave the .tmp behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, (OSError, SafetensorError)):
+            reason = getattr(exc, "strerror", None) or exc
+            raise RobbenchError(f"cannot write checkpoint {path}: {reason}") from None
+        raise
     return sha256_file(path)
 
 

@@ -104,6 +104,10 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
                f"checkpoint {summary['checkpoint_sha256'][:12]}")
     click.echo(tabulate(rows, headers=["", "accuracy %", "successes", "seconds"]))
     click.echo(f"per-sample results: {summary['run_dir']}\nleaderboard: {summary['leaderboard']}")
+    if summary["leaderboard_n_examples"] > summary["n_examples"]:
+        click.echo(f"note: the leaderboard row of {summary['leaderboard_model']} keeps the larger "
+                   f"run on record (n={summary['leaderboard_n_examples']}); the numbers above are "
+                   f"over the first {summary['n_examples']} samples only")
 
 
 @cli.command("train")
@@ -184,13 +188,27 @@ def leaderboard_group() -> None:
 def leaderboard_build_command(dataset, run_evaluations, attacks, n_examples, device, data_root,
                               runs_dir, out, paper_results, prune) -> None:
     """Rebuild every leaderboards/*.csv from the per-sample results, then .md and index.html."""
-    from robbench.evaluate import resolve_device
+    from robbench.evaluate import resolve_attacks, resolve_device
     from robbench.leaderboard_build import build
+    from robbench.paths import check_data_root, check_input_dir, check_input_file, check_output_dir
 
+    if not attacks:
+        raise RobbenchError("--attacks is empty; give attack ids, e.g. --attacks pgd100 "
+                            "(see `robbench attacks`)")
+    check_output_dir(out, "--out")
+    check_input_file(paper_results, "--paper-results")
     if run_evaluations:
         resolve_device(device)
+        resolve_attacks(attacks)
         if n_examples is not None and n_examples <= 0:
             raise RobbenchError(f"--n-examples must be positive, got {n_examples}")
+        check_data_root(data_root)
+        check_output_dir(runs_dir, "--runs-dir")  # --evaluate writes its runs there
+    elif not Path(runs_dir).exists():
+        raise RobbenchError(f"--runs-dir {runs_dir} does not exist (--evaluate evaluates the zoo "
+                            f"models into it)")
+    else:
+        check_input_dir(runs_dir, "--runs-dir")
     report = build(out=Path(out), runs_dir=Path(runs_dir), dataset=dataset,
                    paper_results=Path(paper_results) if paper_results else None,
                    run_evaluations=run_evaluations, attacks=attacks, n_examples=n_examples,
@@ -219,14 +237,22 @@ def leaderboard_build_command(dataset, run_evaluations, attacks, n_examples, dev
 @click.option("--leaderboard", type=click.Path(), default=None,
               help="Leaderboard CSV with the model's row (default: leaderboards/<dataset>-Linf.csv).")
 @click.option("--tolerance", default="auto", show_default=True,
-              help="Allowed drop in points, or auto: a one-sided 95% binomial bound for n.")
+              help="Allowed drop (and rise) in points, or auto: a one-sided 95% binomial bound for n.")
+@click.option("--strong/--no-strong", default=True, show_default=True,
+              help="Also run the strongest attacks for the defense that the row lacks: its "
+                   "adaptive attacks and AutoAttack (aa, or aa-l2 for L2 rows).")
+@click.option("--allow-params", is_flag=True,
+              help="Check a checkpoint whose defense parameters (e.g. d_near, alpha) differ "
+                   "from the manifest's instead of failing on them.")
 @click.option("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--data-root", type=click.Path(), default=None, help="Dataset root ($ROBBENCH_DATA).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def check_command(model_id, checkpoint, leaderboard, tolerance, batch_size, device, data_root,
-                  as_json) -> int:
-    """Re-evaluate a checkpoint as its leaderboard row was measured; exit 1 on a drop."""
+def check_command(model_id, checkpoint, leaderboard, tolerance, strong, allow_params, batch_size,
+                  device, data_root, as_json) -> int:
+    """Re-evaluate a checkpoint as its leaderboard row was measured, plus the strongest
+    attacks; exit 1 on a drop, the masking signature, a new unreliable flag or a
+    configuration that differs from the manifest's."""
     from robbench.check import check, parse_tolerance
 
     points = parse_tolerance(tolerance)
@@ -234,7 +260,8 @@ def check_command(model_id, checkpoint, leaderboard, tolerance, batch_size, devi
         raise RobbenchError(f"--batch-size must be positive, got {batch_size}")
     result = check(model_id, checkpoint=checkpoint,
                    leaderboard=Path(leaderboard) if leaderboard else None, tolerance=points,
-                   device=device, data_root=data_root, batch_size=batch_size)
+                   device=device, data_root=data_root, batch_size=batch_size, strong=strong,
+                   allow_params=allow_params)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
@@ -242,10 +269,26 @@ def check_command(model_id, checkpoint, leaderboard, tolerance, batch_size, devi
                    f"n={result.n_examples}, seed={result.seed}, checkpoint "
                    f"{result.checkpoint_sha256[:12]} (row recorded "
                    f"{result.recorded_checkpoint_sha256[:12] or 'none'}), {result.leaderboard}")
-        click.echo(tabulate([[m.metric, f"{m.recorded:.2f}", f"{m.measured:.2f}",
-                              f"{m.tolerance:.2f}", "ok" if m.ok else "FAIL"]
-                             for m in result.metrics],
-                            headers=["metric", "recorded %", "measured %", "tolerance", ""]))
+        if result.config_differences:
+            click.echo(f"configuration differs from the manifest's: "
+                       f"{', '.join(result.config_differences)}"
+                       f"{' (allowed: --allow-params)' if result.allow_params and result.evaluated else ''}")
+        if result.metrics:
+            marks = {"ok": "ok", "dropped": "FAIL", "rose": "ROSE", "not recorded": "not recorded"}
+            click.echo(tabulate([[m.metric, "-" if m.recorded is None else f"{m.recorded:.2f}",
+                                  f"{m.measured:.2f}",
+                                  "-" if m.tolerance is None else f"{m.tolerance:.2f}",
+                                  marks.get(m.status, m.status)]
+                                 for m in result.metrics],
+                                headers=["metric", "recorded %", "measured %", "tolerance", ""],
+                                disable_numparse=True,
+                                colalign=("left", "right", "right", "right", "left")))
+        if result.evaluated:
+            extra = (", ".join(result.strong_attacks) + " (not in the row)" if result.strong_attacks
+                     else "none missing from the row" if result.strong else "off (--no-strong)")
+            click.echo(f"strong attacks: {extra}")
+            click.echo("unreliable: " + ("; ".join(f["reason"] for f in result.unreliable_measured)
+                                         or "none"))
     if not result.passed:
         click.echo(f"check failed: {result.model}: {result.reason}", err=True)
         return 1
@@ -274,6 +317,8 @@ def _float_list(ctx, param, value: str | None) -> list[float] | None:
     help="Which analysis (METHODS §4).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the plot to FILE.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@click.option("--checkpoint", type=click.Path(), default=None,
+              help="Analyse this checkpoint of the (one) --model instead of the zoo's.")
 @click.option("--n-examples", type=int, default=None, help="First N test images (default: 100).")
 @click.option("--data-root", type=click.Path(), default=None, help="Dataset root ($ROBBENCH_DATA).")
 @click.option("--eps", default=None, callback=_float_list,
@@ -288,19 +333,29 @@ def _float_list(ctx, param, value: str | None) -> list[float] | None:
 @click.option("--restarts", type=int, default=None, help="Override the attacks' restarts.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def analyze_command(model_ids, what, plot, as_json, n_examples, data_root, eps, synthetic, epochs,
-                    lipschitz, steps, restarts, seed, device) -> None:
+def analyze_command(model_ids, what, plot, as_json, checkpoint, n_examples, data_root, eps, synthetic,
+                    epochs, lipschitz, steps, restarts, seed, device) -> None:
     """Certified radius, feature clustering, linearised-network and robustness-curve analyses."""
     from robbench.analysis import run_analysis
     from robbench.analysis.common import AnalysisOptions, check_plot_path
+    from robbench.paths import check_data_root, check_input_file, check_output_file
 
     check_plot_path(plot)
+    if plot is not None:
+        check_output_file(plot, "--plot")
+    check_data_root(data_root)
+    if checkpoint is not None:
+        if synthetic:
+            raise RobbenchError("--checkpoint goes with --model, not --synthetic")
+        if len(model_ids) != 1:
+            raise RobbenchError(f"--checkpoint goes with one --model; got {len(model_ids)}")
+        check_input_file(checkpoint, "--checkpoint")
     for name, value in (("--steps", steps), ("--restarts", restarts), ("--epochs", epochs)):
         if value is not None and value <= 0:
             raise RobbenchError(f"{name} must be positive, got {value}")
     options = AnalysisOptions(n_examples=n_examples, data_root=data_root, eps=eps, seed=seed,
                               device=device, plot=Path(plot) if plot else None, steps=steps,
-                              restarts=restarts)
+                              restarts=restarts, checkpoint=checkpoint)
     if synthetic:
         if what != "radius" or model_ids:
             raise RobbenchError("--synthetic goes with --what radius and no --model")
@@ -320,3 +375,30 @@ def analyze_command(model_ids, what, plot, as_json, n_examples, data_root, eps, 
         return
     click.echo("\n".join(report.lines))
     click.echo(f"plot: {report.plot}" if report.plot else "plot: none (pass --plot FILE.png)")
+
+
+
+@cli.command("verify")
+@click.option("--runs-dir", type=click.Path(), default=RUNS_DIR, show_default=True)
+@click.option("--leaderboards", type=click.Path(), default=LEADERBOARD_DIR, show_default=True,
+              help="Leaderboards to compare with a fresh build from the store.")
+@click.option("--no-leaderboards", is_flag=True, help="Check the store only.")
+def verify_command(runs_dir, leaderboards, no_leaderboards) -> int:
+    """Check every record of the results store and the leaderboards built from it."""
+    from robbench.verify import verify
+
+    report = verify(Path(runs_dir), None if no_leaderboards else Path(leaderboards))
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    for problem in report.problems:
+        click.echo(f"problem: {problem}", err=True)
+    summary = (f"{report.runs} runs, {report.records} records, {report.leaderboards} "
+               f"leaderboards compared")
+    if report.problems:
+        click.echo(f"verify failed: {len(report.problems)} problem(s); {summary}", err=True)
+        return 1
+    click.echo(f"verified: {summary}; no problem found")
+    return 0
+
+if __name__ == "__main__":  # python -m robbench.cli
+    main()

@@ -328,11 +328,12 @@ def checked_samples(store: RunStore, n: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 def run_model_checks(model: torch.nn.Module, store: RunStore, x: torch.Tensor, y: torch.Tensor,
-                     *, norm: str, seed: int, num_classes: int,
-                     device: torch.device) -> list[dict[str, str]]:
-    """Gradients, randomness, probabilities and large ε on the run's checked samples;
-    stored in the run (diagnostics.json) and reused by a later eval of the same samples,
-    so an eval that computes nothing new writes nothing. Returns their flags."""
+                     *, norm: str, seed: int, num_classes: int, device: torch.device,
+                     keep: bool = True) -> list[dict[str, str]]:
+    """Gradients, randomness, probabilities and large ε on the checked samples of the
+    first len(y); returns their flags. With `keep` they are stored in the run
+    (diagnostics.json) for the leaderboard row; stored results for the same samples
+    are reused, so an eval that computes nothing new writes nothing."""
     sub, chosen, key = checked_samples(store, len(y))
     stored = store.load_model_checks().get(key)
     if stored is not None:
@@ -347,9 +348,10 @@ def run_model_checks(model: torch.nn.Module, store: RunStore, x: torch.Tensor, y
                         chosen, seed),
     ]
     flags = [f for r in results for f in r.flags()]
-    store.save_model_checks(key, {
-        "checks": {r.check: r.as_dict() for r in results}, "flags": flags,
-        "zero_grad": sub[zero].tolist(), "nan_grad": sub[nan].tolist()})
+    if keep:
+        store.save_model_checks(key, {
+            "checks": {r.check: r.as_dict() for r in results}, "flags": flags,
+            "zero_grad": sub[zero].tolist(), "nan_grad": sub[nan].tolist()})
     return flags
 
 
@@ -364,14 +366,17 @@ MISSING_MODEL_CHECKS = {"check": "model-checks", "reason": "the model checks (gr
                         "randomness, probabilities, large eps) are not on record for these samples"}
 
 
-def unreliable_flags(store: RunStore, n: int, attack_ids: list[str]) -> list[dict[str, str]]:
-    """Every flag for the first n samples under these attacks, from the store alone:
-    the stored model checks (a flag saying so where they are missing) and the record
-    checks. `robbench eval` and `leaderboard build` both take a row's flags from here."""
-    _, _, key = checked_samples(store, n)
-    stored = store.load_model_checks().get(key)
-    flags = list(stored["flags"]) if stored is not None else [MISSING_MODEL_CHECKS]
-    return flags + [f for r in record_checks(store, n, attack_ids) for f in r.flags()]
+def unreliable_flags(store: RunStore, n: int, attack_ids: list[str],
+                     model_flags: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
+    """Every flag for the first n samples under these attacks: the model checks (given,
+    or as stored; a flag saying so where none are) and the record checks. A leaderboard
+    row's flags come from the store alone, whether `robbench eval` or `leaderboard
+    build` writes it."""
+    if model_flags is None:
+        _, _, key = checked_samples(store, n)
+        stored = store.load_model_checks().get(key)
+        model_flags = list(stored["flags"]) if stored is not None else [MISSING_MODEL_CHECKS]
+    return model_flags + [f for r in record_checks(store, n, attack_ids) for f in r.flags()]
 
 
 def unreliable_text(flags: list[dict[str, str]]) -> str:

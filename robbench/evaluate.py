@@ -129,16 +129,17 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         run_attack(attack, model, store, x_all, y_all, correct, eps, req, device)
 
     summary = summarize(store, n, requested=[a.id for a in attacks])
-    # METHODS §5: checks that flag an unreliable evaluation (robbench/diagnostics.py)
-    run_model_checks(model, store, x_all, y_all, norm=norm, seed=req.seed,
-                     num_classes=spec.num_classes, device=device)
-    summary["unreliable"] = unreliable_flags(store, n, summary["worst_case_over"])
+    # METHODS §5: checks that flag an unreliable evaluation (robbench/diagnostics.py); kept
+    # in the run only when this eval covers the whole run, i.e. gives its leaderboard row
+    model_flags = run_model_checks(model, store, x_all, y_all, norm=norm, seed=req.seed,
+                                   num_classes=spec.num_classes, device=device,
+                                   keep=n >= store.size())
+    summary["unreliable"] = unreliable_flags(store, n, summary["worst_case_over"], model_flags)
     summary.update({"model": req.model_id, "dataset": entry.dataset, "threat_model": norm,
                     "eps": eps, "n_examples": n, "seed": req.seed,
                     "checkpoint_sha256": loaded.sha256, "run_dir": str(store.root),
                     "seconds": round(time.perf_counter() - started, 2)})
-    row = run_row(store)
-    upsert_row(lb_path, row)
+    row = upsert_row(lb_path, lambda: run_row(store))
     summary.update({"leaderboard": str(lb_path), "leaderboard_model": row["model"],
                     "leaderboard_n_examples": int(row["n_examples"])})
     return summary

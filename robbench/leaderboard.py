@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -145,16 +145,20 @@ def same_identity(table: pd.DataFrame, row: dict[str, Any]) -> pd.Series:
     return match
 
 
-def upsert_row(path: Path, row: dict[str, Any]) -> pd.DataFrame:
-    """Replaces the row with `row`'s identity (or adds it), holding the leaderboard's
-    lock so concurrent evals keep every row; sorted by worst-case accuracy."""
+def upsert_row(path: Path, make_row: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Replaces the row with the new row's identity (or adds it); sorted by worst-case
+    accuracy. The row is made while the leaderboard's lock is held, so of several
+    processes the last to write also read the store last: concurrent evals keep every
+    row and every finished attack."""
     path = Path(path)
     with locked(path.with_name(f".{path.name}.lock")):
+        row = make_row()
         new = pd.DataFrame([row])
         if path.exists():
             old = read_table(path)
             new = pd.concat([old[~same_identity(old, row)], new], ignore_index=True)
-        return write_table(path, new)
+        write_table(path, new)
+        return row
 
 
 def is_missing(value: Any) -> bool:

@@ -132,6 +132,8 @@ class RunStore:
         """Creates meta.json for a new run; for an existing one checks that it is the
         same run (a different checkpoint or ε never shares a directory)."""
         with self.lock():
+            for stray in self.root.rglob(".*.tmp"):  # left by a writer killed mid-write
+                stray.unlink()
             meta = self.load_meta()
             if meta is None:
                 meta = {**identity, "created": today(), "versions": versions, "attacks": []}

@@ -1,4 +1,9 @@
-"""`robbench check`: a checkpoint re-evaluated as its leaderboard row was measured."""
+"""`robbench check`: a checkpoint re-evaluated as its leaderboard row was measured, plus the
+strongest attacks for its defense, failing on drops, the masking signature, new unreliable
+flags and configurations that differ from the manifest's.
+
+Rows are recorded in tmp with small n (each in its own runs dir) so every check takes
+seconds; the masked checkpoints are real checkpoints built from the zoo's."""
 
 import json
 import math
@@ -9,30 +14,125 @@ import pytest
 import torch
 
 from model_zoo.zoo import MODELS, checkpoint_meta, load_model
-from robbench.check import auto_tolerance
+from robbench import check as check_module
+from robbench.check import auto_tolerance, config_check, new_flags, strong_attacks
 from robbench.checkpoints import save_checkpoint
 from robbench.cli import run
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> Path:
-    """A directory where `robbench eval` recorded nominal-digits' row in tmp.csv."""
-    folder = tmp_path_factory.mktemp("recorded")
+def record(folder: Path, model_id: str, attacks: str, n: int) -> Path:
+    """`robbench eval` run from `folder`: rows in folder/tmp.csv, results in folder/runs."""
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        assert run(["eval", "--model", "nominal-digits", "--attacks", "fgsm", "--n-examples", "40",
+        assert run(["eval", "--model", model_id, "--attacks", attacks, "--n-examples", str(n),
                     "--leaderboard", "tmp.csv"]) == 0
     return folder
 
 
-def check(folder: Path, *args: str) -> int:
-    return run(["check", "--model", "nominal-digits", "--leaderboard", str(folder / "tmp.csv"), *args])
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """nominal-digits under fgsm and pgd20, n=40: the strong attacks agree with its worst case."""
+    return record(tmp_path_factory.mktemp("recorded"), "nominal-digits", "fgsm,pgd20", 40)
 
 
+@pytest.fixture(scope="module")
+def fgsm_only(tmp_path_factory) -> Path:
+    """nominal-digits under FGSM alone, n=40: worst case 10%, which stronger attacks refute."""
+    return record(tmp_path_factory.mktemp("fgsm-only"), "nominal-digits", "fgsm", 40)
+
+
+@pytest.fixture(scope="module")
+def at_row(tmp_path_factory) -> Path:
+    return record(tmp_path_factory.mktemp("at"), "at-digits", "pgd20", 20)
+
+
+@pytest.fixture(scope="module")
+def clustr_row(tmp_path_factory) -> Path:
+    return record(tmp_path_factory.mktemp("clustr"), "clustr-digits", "pgd100", 20)
+
+
+@pytest.fixture(scope="module")
+def mmc_row(tmp_path_factory) -> Path:
+    """mmc-digits under pgd20, n=20: a masked evaluation (CE saturates on MMC's logits) whose
+    row carries the zero-gradient and large-eps flags."""
+    return record(tmp_path_factory.mktemp("mmc"), "mmc-digits", "pgd20", 20)
+
+
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory) -> dict[str, Path]:
+    """The three masked checkpoints: nominal weights with the last layer ×1e4 saved as
+    at-digits; clustr-digits with σ² ×1e-4; clustr-digits whose header alone says d_near=1."""
+    folder = tmp_path_factory.mktemp("masked")
+    nominal = load_model("nominal-digits").model
+    scaled = {k: v * 1e4 if k.startswith("head.") else v for k, v in nominal.state_dict().items()}
+    save_checkpoint(scaled, checkpoint_meta(MODELS.get("at-digits"), nominal), folder / "logits.safetensors")
+    clustr = load_model("clustr-digits").model
+    meta = checkpoint_meta(MODELS.get("clustr-digits"), clustr)
+    state = dict(clustr.state_dict(), sigma2=clustr.sigma2 * 1e-4)
+    save_checkpoint(state, meta, folder / "sigma.safetensors")
+    rule = dict(meta, defense_params={**meta["defense_params"], "d_near": 1})
+    save_checkpoint(clustr.state_dict(), rule, folder / "dnear.safetensors")
+    return {name: folder / f"{name}.safetensors" for name in ("logits", "sigma", "dnear")}
+
+
+def check(folder: Path, *args: str, model: str = "nominal-digits") -> int:
+    return run(["check", "--model", model, "--leaderboard", str(folder / "tmp.csv"), *args])
+
+
+def failure_line(capsys, code: int, model: str) -> str:
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "Traceback" not in captured.err, captured.err
+    assert err[0].startswith(f"check failed: {model}: ")
+    return err[0]
+
+
+def json_result(capsys, code: int, expected: int) -> dict:
+    assert code == expected
+    return json.loads(capsys.readouterr().out)
+
+
+# --- the gate on genuine checkpoints ---------------------------------------------------------------
 def test_check_passes_on_the_zoo_checkpoint(recorded, capsys):
     assert check(recorded) == 0
     out = capsys.readouterr().out
     assert "check passed: nominal-digits" in out and "fgsm" in out
+    assert "strong attacks: adaptive, aa (not in the row)" in out
+
+
+def test_check_runs_the_strong_attacks_and_reports_them_as_not_recorded(recorded, capsys):
+    result = json_result(capsys, check(recorded, "--json"), 0)
+    assert result["strong_attacks"] == ["adaptive", "aa"] and result["attacks"] == ["fgsm", "pgd20"]
+    extras = {m["metric"]: m for m in result["metrics"] if not m["recorded_in_row"]}
+    assert sorted(extras) == ["aa", "adaptive"]
+    assert all(m["recorded"] is None and m["tolerance"] is None and m["status"] == "not recorded"
+               for m in extras.values())
+    assert result["checks_fired"] == [] and result["passed"]
+
+
+def test_check_json_reports_every_metric(recorded, capsys):
+    result = json_result(capsys, check(recorded, "--json", "--tolerance", "0"), 0)
+    assert result["passed"] and result["tolerance"] == "0"
+    assert [m["metric"] for m in result["metrics"]] == [
+        "clean_acc", "fgsm", "pgd20", "adaptive", "aa", "worst_case_acc"]
+    assert all(m["measured"] == pytest.approx(m["recorded"], abs=0.005)
+               for m in result["metrics"] if m["recorded_in_row"])
+    assert (result["n_examples"], result["seed"], result["eps"]) == (40, 0, 0.2)
+
+
+def test_no_strong_runs_only_the_recorded_attacks(recorded, capsys):
+    result = json_result(capsys, check(recorded, "--json", "--no-strong"), 0)
+    assert result["strong"] is False and result["strong_attacks"] == []
+    assert [m["metric"] for m in result["metrics"]] == ["clean_acc", "fgsm", "pgd20", "worst_case_acc"]
+
+
+def test_a_row_that_records_only_weak_attacks_fails_on_the_strong_attacks(fgsm_only, capsys):
+    # FGSM leaves 10% of the 40 samples; adaptive and AutoAttack leave none (tolerance 7.80)
+    line = failure_line(capsys, check(fgsm_only), "nominal-digits")
+    assert line.startswith("check failed: nominal-digits: worst_case_acc dropped to 0.00% from "
+                           "the recorded 10.00%")
+    assert "the worst case includes the strong attacks the row lacks (adaptive 0.00%, aa 0.00%)" in line
+    assert check(fgsm_only, "--no-strong") == 0
 
 
 def test_check_fails_on_a_degraded_checkpoint(recorded, tmp_path, capsys):
@@ -44,27 +144,19 @@ def test_check_fails_on_a_degraded_checkpoint(recorded, tmp_path, capsys):
     degraded = tmp_path / "degraded.safetensors"
     save_checkpoint(noisy, checkpoint_meta(entry, model), degraded)
     capsys.readouterr()
-    assert check(recorded, "--checkpoint", str(degraded)) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("check failed: nominal-digits: clean_acc dropped")
-    assert "recorded 100.00%" in err[0] and "tolerance of 2.50 points" in err[0]
-
-
-def test_check_json_reports_every_metric(recorded, capsys):
-    assert check(recorded, "--json", "--tolerance", "0") == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["passed"] and result["tolerance"] == "0"
-    assert [m["metric"] for m in result["metrics"]] == ["clean_acc", "fgsm", "worst_case_acc"]
-    assert all(m["measured"] == pytest.approx(m["recorded"], abs=0.005) for m in result["metrics"])
-    assert (result["n_examples"], result["seed"], result["eps"]) == (40, 0, 0.2)
+    line = failure_line(capsys, check(recorded, "--checkpoint", str(degraded)), "nominal-digits")
+    assert line.startswith("check failed: nominal-digits: clean_acc dropped")
+    assert "recorded 100.00%" in line and "tolerance of 2.50 points" in line
 
 
 def test_check_never_reuses_cached_results_or_touches_the_leaderboard(recorded, capsys):
     board = (recorded / "tmp.csv").read_bytes()
+    listing = sorted(p.name for p in recorded.iterdir())  # runs, tmp.csv (and eval's lock file)
     cached = next((recorded / "runs").rglob("clean.csv"))
     original = cached.read_bytes()
-    poisoned = pd.read_csv(cached).assign(pred=-1, correct=False)  # 0 % if it were reused
-    poisoned.to_csv(cached, index=False)
+    # garbage where the clean predictions were: a run that reused them would fail or
+    # refuse the file; the check must not even look
+    cached.write_text("index,label,pred,correct\n0,0,-1,False\n")
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.chdir(recorded)
@@ -72,12 +164,161 @@ def test_check_never_reuses_cached_results_or_touches_the_leaderboard(recorded, 
     finally:
         cached.write_bytes(original)
     assert (recorded / "tmp.csv").read_bytes() == board
-    assert sorted(p.name for p in recorded.iterdir()) == ["runs", "tmp.csv"]
+    assert sorted(p.name for p in recorded.iterdir()) == listing and "runs" in listing
 
 
+# --- the three masked checkpoints ----------------------------------------------------------------
+def test_scaled_logits_fail_on_the_strong_attacks_the_masking_signature_and_zero_gradients(
+        at_row, masked, capsys):
+    # measured (n=20): pgd20 57.50 -> 100.00, adaptive 0, aa 0; CE gradient zero on 100%
+    code = check(at_row, "--checkpoint", str(masked["logits"]), "--json", model="at-digits")
+    result = json_result(capsys, code, 1)
+    assert result["checks_fired"] == ["accuracy-drop", "masking", "unreliable"]
+    by_name = {m["metric"]: m for m in result["metrics"]}
+    assert by_name["pgd20"]["status"] == "rose" and by_name["worst_case_acc"]["status"] == "dropped"
+    assert by_name["adaptive"]["measured"] == 0 and by_name["aa"]["measured"] == 0
+    assert "gradients" in {f["check"] for f in result["unreliable_new"]}
+    assert result["reason"].startswith("worst_case_acc dropped to 0.00%")
+    assert "masking signature: pgd20 rose to" in result["reason"]
+    assert "[gradients] zero CE input gradient on" in result["reason"]
+
+
+def test_scaled_logits_fail_on_the_diagnostics_alone_without_strong_attacks(at_row, masked, capsys):
+    # pgd20 and the worst case both rise (only pgd20 runs): no drop, no signature; the
+    # zero-gradient and large-eps flags the row did not have still fail it
+    code = check(at_row, "--checkpoint", str(masked["logits"]), "--no-strong", model="at-digits")
+    line = failure_line(capsys, code, "at-digits")
+    assert line.startswith("check failed: at-digits: unreliable evaluation the row did not flag: "
+                           "[gradients] zero CE input gradient on")
+    assert "[large-eps]" in line
+
+
+def test_shrunken_cluster_variance_fails_on_the_masking_signature(clustr_row, masked, capsys):
+    # σ² is a learned statistic (a state-dict tensor), so the configuration check passes;
+    # measured (n=20): pgd100 0.00 -> 95.00 while adaptive and aa keep the worst case at 0
+    code = check(clustr_row, "--checkpoint", str(masked["sigma"]), "--json", model="clustr-digits")
+    result = json_result(capsys, code, 1)
+    assert result["config_differences"] == []
+    assert result["checks_fired"] == ["masking", "unreliable"]
+    assert result["reason"].startswith("masking signature: pgd100 rose to")
+    assert "while the worst case did not rise (0.00%, recorded 0.00%)" in result["reason"]
+    assert {f["check"] for f in result["unreliable_new"]} >= {"gradients"}
+
+
+def test_changed_decision_rule_fails_on_the_configuration_before_any_attack(
+        clustr_row, masked, capsys, monkeypatch):
+    def no_evaluation(request):
+        raise AssertionError("the configuration check must come before any evaluation")
+
+    monkeypatch.setattr(check_module, "evaluate", no_evaluation)
+    code = check(clustr_row, "--checkpoint", str(masked["dnear"]), model="clustr-digits")
+    line = failure_line(capsys, code, "clustr-digits")
+    assert line == ("check failed: clustr-digits: checkpoint configuration differs from the "
+                    "manifest's: d_near=1 (manifest null); pass --allow-params to check it anyway")
+
+
+def test_allow_params_lets_the_changed_decision_rule_through_to_the_attacks(clustr_row, masked, capsys):
+    # with d_near=1 the committed weights stay as breakable (n=20: pgd100 0 -> 0,
+    # adaptive 0, aa 0, no flag), so the check passes and says what it allowed
+    code = check(clustr_row, "--checkpoint", str(masked["dnear"]), "--allow-params", "--json",
+                 model="clustr-digits")
+    result = json_result(capsys, code, 0)
+    assert result["evaluated"] and result["allow_params"]
+    assert result["config_differences"] == ["d_near=1 (manifest null)"]
+    assert result["checks_fired"] == []
+
+
+def test_a_header_that_cannot_build_the_model_fails_even_with_allow_params(clustr_row, tmp_path, capsys):
+    model = load_model("clustr-digits").model
+    meta = checkpoint_meta(MODELS.get("clustr-digits"), model)
+    bad = tmp_path / "bad.safetensors"
+    save_checkpoint(model.state_dict(), dict(meta, defense_params={**meta["defense_params"], "d_near": 0}), bad)
+    code = check(clustr_row, "--checkpoint", str(bad), "--allow-params", model="clustr-digits")
+    line = failure_line(capsys, code, "clustr-digits")
+    assert "defense_params" in line and "d_near must be None or" in line
+    assert "--allow-params" not in line
+
+
+def test_a_row_measured_with_masked_gradients_fails_on_the_strong_attacks(mmc_row, capsys):
+    # the row: pgd20 80.00 with CE gradients zero; adaptive and aa bring it to 0.00
+    line = failure_line(capsys, check(mmc_row, model="mmc-digits"), "mmc-digits")
+    assert line.startswith("check failed: mmc-digits: worst_case_acc dropped to 0.00% from the "
+                           "recorded 80.00%")
+
+
+def test_flags_the_row_already_has_do_not_fail_the_check_whatever_their_numbers(mmc_row, tmp_path, capsys):
+    board = pd.read_csv(mmc_row / "tmp.csv", dtype=str, keep_default_na=False)
+    assert "zero CE input gradient on 100% of 20" in board.loc[0, "unreliable"]
+    board.loc[0, "unreliable"] = ("zero CE input gradient on 93% of 64 clean inputs; PGD-CE at "
+                                  "Linf eps=0.5 leaves 51% accuracy (chance 10%, 64 points)")
+    board.to_csv(tmp_path / "tmp.csv", index=False)
+    result = json_result(capsys, check(tmp_path, "--no-strong", "--json", model="mmc-digits"), 0)
+    assert {f["check"] for f in result["unreliable_measured"]} == {"gradients", "large-eps"}
+    assert result["unreliable_new"] == [] and result["passed"]
+
+
+def test_the_zoo_checkpoints_row_is_the_claim_checked_not_another_checkpoints(masked, tmp_path, capsys):
+    # one table, two at-digits rows: the zoo checkpoint's and the masked checkpoint's own
+    # (at-digits@<sha>, which records its flags); the masked checkpoint is held to the zoo's
+    record(tmp_path, "at-digits", "pgd20", 20)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        assert run(["eval", "--model", "at-digits", "--attacks", "pgd20", "--n-examples", "20",
+                    "--checkpoint", str(masked["logits"]), "--leaderboard", "tmp.csv"]) == 0
+    assert len(pd.read_csv(tmp_path / "tmp.csv")) == 2
+    capsys.readouterr()
+    code = check(tmp_path, "--checkpoint", str(masked["logits"]), "--no-strong", "--json",
+                 model="at-digits")
+    result = json_result(capsys, code, 1)
+    assert result["recorded_checkpoint_sha256"] == MODELS.get("at-digits").checkpoint_sha256
+    assert result["checks_fired"] == ["unreliable"]
+
+
+# --- pieces ------------------------------------------------------------------------------------------
+def test_committed_digits_checkpoints_match_their_manifest_configuration():
+    for model_id in MODELS:
+        entry = MODELS.get(model_id)
+        if entry.dataset == "digits" and entry.checkpoint:
+            found = config_check(entry, None)
+            assert (found.fixed, found.params) == ([], []), model_id
+
+
+def test_training_set_parameters_and_learned_tensors_are_not_configuration(tmp_path):
+    entry = MODELS.get("trades-digits")
+    model = load_model("trades-digits").model
+    meta = checkpoint_meta(entry, model)
+    other_eps = tmp_path / "eps.safetensors"  # the recipe's training ε: only the loss reads it
+    save_checkpoint(model.state_dict(), dict(meta, defense_params={"beta": 6.0, "eps": 0.3}), other_eps)
+    assert config_check(entry, str(other_eps)).params == []
+    other_beta = tmp_path / "beta.safetensors"
+    save_checkpoint(model.state_dict(), dict(meta, defense_params={"beta": 1.0, "eps": 0.2}), other_beta)
+    assert config_check(entry, str(other_beta)).params == ["beta=1.0 (manifest 6.0)"]
+
+
+def test_strong_attacks_match_the_threat_model_and_skip_recorded_ones():
+    assert strong_attacks("Linf", ["pgd20"]) == ["adaptive", "aa"]
+    assert strong_attacks("Linf", ["pgd100", "adaptive"]) == ["aa"]
+    assert strong_attacks("Linf", ["aa", "adaptive"]) == []
+    assert strong_attacks("L2", ["cw", "ddn"]) == ["aa-l2"]
+
+
+def test_recorded_flags_cover_the_same_kind_with_other_numbers():
+    recorded = ["zero CE input gradient on 92% of 64 clean inputs",
+                "PGD-CE at Linf eps=0.5 leaves 33% accuracy (chance 10%, 64 points)"]
+    same = [{"check": "gradients", "reason": "zero CE input gradient on 93% of 64 clean inputs"},
+            {"check": "large-eps", "reason": "PGD-CE at Linf eps=0.5 leaves 41% accuracy (chance 10%, 60 points)"}]
+    assert new_flags(same, recorded) == []
+    nan = {"check": "gradients", "reason": "NaN CE input gradient on 3 of 64 clean inputs"}
+    silent = {"check": "silent-success", "reason": "aa: reported success differs from "
+                                                   "re-classification of its returned points on 2 samples"}
+    assert new_flags([*same, nan, silent], recorded) == [nan, silent]
+
+
+# --- bad input ------------------------------------------------------------------------------------------
 def test_check_without_a_row_is_one_error_line(tmp_path, capsys):
     board = tmp_path / "board.csv"
-    board.write_text("model,clean_acc,worst_case_acc\nother-model,50.0,10.0\n")
+    board.write_text("model,threat_model,eps,clean_acc,worst_case_acc,source\n"
+                     "other-model,Linf,0.2,50.0,10.0,measured\n")
     assert run(["check", "--model", "nominal-digits", "--leaderboard", str(board)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no row for model 'nominal-digits'" in err[0]

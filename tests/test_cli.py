@@ -4,13 +4,14 @@ import subprocess
 import sys
 import time
 
-import pandas as pd
 import pytest
 import torch
 
 from model_zoo.zoo import MODELS, ModelEntry, build_model, checkpoint_meta
 from robbench.checkpoints import load_checkpoint, save_checkpoint, sha256_file
 from robbench.cli import run
+from robbench.records import read_csv_record
+from robbench.results import ATTACK_SCHEMA
 
 
 def fails_with_one_line(capsys, argv: list[str], pattern: str) -> None:
@@ -93,7 +94,8 @@ def test_train_writes_a_loadable_checkpoint_and_logs_every_epoch(tmp_path, capsy
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_eval_keeps_leaderboard_intact_and_finished_results(tmp_path, sig):
     board = tmp_path / "board.csv"
-    board.write_text("model,clean_acc,worst_case_acc\nother-model,50.0,10.0\n")
+    board.write_text("model,threat_model,eps,clean_acc,worst_case_acc,source\n"
+                     "other-model,Linf,0.2,50.0,10.0,measured\n")
     before = board.read_bytes()
     # a small eps keeps most samples robust, so pgd100 runs long enough to be interrupted
     cmd = [sys.executable, "-c", "from robbench.cli import main; main()", "eval", "--model",
@@ -104,7 +106,7 @@ def test_interrupted_eval_keeps_leaderboard_intact_and_finished_results(tmp_path
     rows = None
     while time.time() < deadline and proc.poll() is None:
         found = list((tmp_path / "runs").rglob("pgd100.csv"))
-        if found and len(pd.read_csv(found[0])) > 0:
+        if found and len(read_csv_record(found[0], ATTACK_SCHEMA)[0]) > 0:
             rows = found[0]
             break
         time.sleep(0.2)
@@ -114,5 +116,5 @@ def test_interrupted_eval_keeps_leaderboard_intact_and_finished_results(tmp_path
     assert proc.returncode == 130
     assert "Traceback" not in err and "interrupted" in err
     assert board.read_bytes() == before
-    finished = pd.read_csv(rows)
+    finished = read_csv_record(rows, ATTACK_SCHEMA)[0]
     assert 0 < len(finished) < 450 and finished["index"].is_unique

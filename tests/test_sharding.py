@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from robbench.cli import run
+from robbench.records import read_csv_record
+from robbench.results import ATTACK_SCHEMA
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -e '.[ray]'")
 
@@ -36,5 +38,6 @@ def test_sharded_run_gives_exactly_the_single_process_numbers(local_ray, tmp_pat
     assert sharded["attacks"]["pgd20"]["robust_acc"] == single["attacks"]["pgd20"]["robust_acc"]
     assert sharded["attacks"]["pgd20"]["n_forward"] == single["attacks"]["pgd20"]["n_forward"]
     assert 0 < single["attacks"]["pgd20"]["successes"] < 40
-    rows = [pd.read_csv(next((tmp_path / d).rglob("pgd20.csv"))) for d in ("single", "sharded")]
+    rows = [read_csv_record(next((tmp_path / d).rglob("pgd20.csv")), ATTACK_SCHEMA)[0]
+            for d in ("single", "sharded")]
     pd.testing.assert_frame_equal(rows[0], rows[1])

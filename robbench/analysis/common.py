@@ -28,6 +28,7 @@ class AnalysisOptions:
     plot: Path | None = None
     steps: int | None = None  # override the attacks' steps (quick runs, tests)
     restarts: int | None = None  # override the attacks' restarts
+    checkpoint: str | None = None  # another checkpoint for the (single) model; None: the zoo's
 
 
 @dataclass
@@ -76,7 +77,7 @@ def load_inputs(model_id: str, opts: AnalysisOptions) -> Inputs:
     device = resolve_device(opts.device)
     if opts.n_examples is not None and opts.n_examples <= 0:
         raise RobbenchError(f"--n-examples must be positive, got {opts.n_examples}")
-    model = load_model(model_id, device=device).model.eval()
+    model = load_model(model_id, checkpoint=opts.checkpoint, device=device).model.eval()
     test = load_split(entry.dataset, "test", opts.data_root)
     n = min(DEFAULT_N, len(test)) if opts.n_examples is None else opts.n_examples
     if n > len(test):

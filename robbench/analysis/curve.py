@@ -32,6 +32,9 @@ def robust_accuracy_curve(inputs, grid: list[float], opts: AnalysisOptions) -> l
 def analyze(model_ids: list[str], opts: AnalysisOptions) -> Report:
     if not model_ids:
         raise RobbenchError("curve needs --model ID[,ID...]")
+    if opts.checkpoint is not None and len(model_ids) > 1:
+        raise RobbenchError(f"--checkpoint goes with one --model; got {len(model_ids)} "
+                            f"({', '.join(model_ids)})")
     loaded = [load_inputs(m, opts) for m in model_ids]
     datasets = {i.dataset for i in loaded}
     if len(datasets) > 1:

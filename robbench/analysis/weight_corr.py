@@ -55,7 +55,7 @@ def analyze(model_ids: list[str], opts: AnalysisOptions) -> Report:
         raise RobbenchError("--eps has no meaning for weight-corr (no attack is run)")
     entry = MODELS.get(model_id)
     spec = DATASETS.get(entry.dataset)
-    model = load_model(model_id).model.eval()
+    model = load_model(model_id, checkpoint=opts.checkpoint).model.eval()
     w, centred = directions(model, tuple(spec.input_shape))
     c = correlation_matrix(w).detach().numpy()
     groups = class_groups(torch.as_tensor(c))
