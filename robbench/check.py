@@ -36,7 +36,7 @@ from model_zoo.zoo import MODELS, ModelEntry, build_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.autoattack import AutoAttackRun
 from robbench.attacks.transfer import Transfer
-from robbench.checkpoints import load_checkpoint
+from robbench.checkpoints import load_checkpoint, sha256_file
 from robbench.config import DEFAULT_BATCH_SIZE, LEADERBOARD_DIR, NORMS, THREAT_DEFAULTS
 from robbench.defenses import DEFENSES
 from robbench.defenses.softmax import ATCModel, TradesModel
@@ -69,11 +69,10 @@ def parse_tolerance(text: str) -> float | None:
     return value
 
 
-def _row_position(rows: Any, model_id: str) -> int:
+def _row_position(rows: Any, wanted: str | None) -> int:
     """A table may hold several rows of one model (one per checkpoint, ε and seed): the
-    claim to check is the row of the manifest's checkpoint (a measured one first), not
-    one some other checkpoint earned; without one, the first row."""
-    wanted = MODELS.get(model_id).checkpoint_sha256
+    claim to check is the row of the checkpoint being checked (the manifest's by
+    default), a measured one first; without one, the first row."""
     shas = [None if is_missing(v) else str(v) for v in rows.get("checkpoint_sha256", [None] * len(rows))]
     sources = [None if is_missing(v) else str(v) for v in rows.get("source", [None] * len(rows))]
     ranked = sorted(range(len(rows)), key=lambda i: (shas[i] != wanted or wanted is None,
@@ -81,9 +80,13 @@ def _row_position(rows: Any, model_id: str) -> int:
     return ranked[0]
 
 
-def find_row(model_id: str, leaderboard: Path | None) -> tuple[Path, dict[str, Any]]:
-    """The model's row in `leaderboard`, or by default in leaderboards/<dataset>-Linf.csv
-    (then -L2.csv)."""
+def find_row(model_id: str, leaderboard: Path | None,
+             checkpoint_sha256: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The row of the model (or of its checkpoint with this sha256: a user's checkpoint
+    earns the row `<model>@<sha256[:12]>`) in `leaderboard`, or by default in
+    leaderboards/<dataset>-Linf.csv (then -L2.csv)."""
+    wanted = checkpoint_sha256 or MODELS.get(model_id).checkpoint_sha256
+    ids = {model_id} | ({f"{model_id}@{wanted[:12]}"} if wanted else set())
     if leaderboard is not None:
         candidates = [Path(leaderboard)]
         if not candidates[0].is_file():
@@ -95,11 +98,9 @@ def find_row(model_id: str, leaderboard: Path | None) -> tuple[Path, dict[str, A
         if not path.is_file():
             continue
         table = read_table(path)
-        if "model" not in table.columns:
-            raise RobbenchError(f"{path} is not a leaderboard (no model column)")
-        rows = table[table["model"] == model_id]
+        rows = table[table["model"].isin(ids)]
         if len(rows):
-            return path, {c: rows.iloc[_row_position(rows, model_id)][c] for c in table.columns}
+            return path, {c: rows.iloc[_row_position(rows, wanted)][c] for c in table.columns}
     where = " or ".join(str(p) for p in candidates)
     raise RobbenchError(f"no row for model {model_id!r} in {where}; record one with "
                         f"`robbench eval --model {model_id} --attacks ...` or pass --leaderboard CSV")
@@ -339,7 +340,7 @@ def row_request(row: dict[str, Any], path: Path) -> tuple[list[str], str, float 
             raise RobbenchError(f"the row of {row['model']!r} in {path} is {norm} but records "
                                 f"{attack_id} ({attack.norm})")
     eps = float(_required(row, "eps", path))
-    dataset = MODELS.get(row["model"]).dataset
+    dataset = MODELS.get(str(row["model"]).split("@")[0]).dataset
     proto = THREAT_DEFAULTS[dataset].eps(norm)
     if abs(eps - proto) < 1e-6:  # rows round ε to 6 decimals (8/255 -> 0.031373)
         eps = None
@@ -362,7 +363,8 @@ def check(model_id: str, checkpoint: str | None = None, leaderboard: Path | None
           batch_size: int = DEFAULT_BATCH_SIZE, strong: bool = True,
           allow_params: bool = False) -> CheckResult:
     entry = MODELS.get(model_id)
-    path, row = find_row(model_id, leaderboard)
+    sha = sha256_file(checkpoint) if checkpoint and Path(checkpoint).is_file() else None
+    path, row = find_row(model_id, leaderboard, sha)
     if not is_missing(row.get("dataset")) and row["dataset"] != entry.dataset:
         raise RobbenchError(f"the row of {model_id!r} in {path} is for dataset {row['dataset']!r}, "
                             f"the model is on {entry.dataset!r}")

@@ -165,9 +165,14 @@ def validate_run(store: RunStore) -> None:
     store.load_model_checks()
 
 
-def versions() -> dict[str, str]:
-    return {"robbench": robbench.__version__, "torch": torch.__version__,
-            "python": platform.python_version()}
+def versions(device: torch.device | None = None) -> dict[str, str]:
+    """Provenance of a record: package versions and, for attack rows, the device."""
+    found = {"robbench": robbench.__version__, "torch": torch.__version__,
+             "python": platform.python_version()}
+    if device is not None:
+        found["device"] = (f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+                           else device.type)
+    return found
 
 
 @torch.inference_mode()
@@ -187,12 +192,13 @@ def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch
     todo = torch.tensor([i for i in range(len(y)) if i not in done], dtype=torch.int64)
     wrong = todo[~correct[todo]]
     if len(wrong):  # misclassified already: the clean input is the adversarial example
-        store.append_attack(attack.id, params, wrong, trivial_result(x[wrong]), 0.0, versions())
+        store.append_attack(attack.id, params, wrong, trivial_result(x[wrong]), 0.0,
+                            versions(device))
     todo = todo[correct[todo]]
     bar = tqdm(total=len(todo), desc=attack.id, unit="img", leave=False,
                disable=None if req.progress else True)
     for idx, result, seconds in attack_batches(attack, model, x, y, todo, eps, req, device):
-        store.append_attack(attack.id, params, idx, result, seconds, versions())
+        store.append_attack(attack.id, params, idx, result, seconds, versions(device))
         record_success_check(store, attack, model, idx, x[idx].to(device), y[idx].to(device),
                              result, eps)  # silent success
         bar.update(len(idx))

@@ -170,7 +170,7 @@ def test_check_never_reuses_cached_results_or_touches_the_leaderboard(recorded, 
 # --- the three masked checkpoints ----------------------------------------------------------------
 def test_scaled_logits_fail_on_the_strong_attacks_the_masking_signature_and_zero_gradients(
         at_row, masked, capsys):
-    # measured (n=20): pgd20 57.50 -> 100.00, adaptive 0, aa 0; CE gradient zero on 100%
+    # measured (n=20): pgd20 50.00 -> 100.00, adaptive and aa 0.00; CE gradient zero on 100%
     code = check(at_row, "--checkpoint", str(masked["logits"]), "--json", model="at-digits")
     result = json_result(capsys, code, 1)
     assert result["checks_fired"] == ["accuracy-drop", "masking", "unreliable"]
@@ -195,7 +195,7 @@ def test_scaled_logits_fail_on_the_diagnostics_alone_without_strong_attacks(at_r
 
 def test_shrunken_cluster_variance_fails_on_the_masking_signature(clustr_row, masked, capsys):
     # σ² is a learned statistic (a state-dict tensor), so the configuration check passes;
-    # measured (n=20): pgd100 0.00 -> 95.00 while adaptive and aa keep the worst case at 0
+    # measured (n=20): pgd100 0.00 -> 100.00 while adaptive and aa keep the worst case at 0
     code = check(clustr_row, "--checkpoint", str(masked["sigma"]), "--json", model="clustr-digits")
     result = json_result(capsys, code, 1)
     assert result["config_differences"] == []
@@ -218,21 +218,36 @@ def test_changed_decision_rule_fails_on_the_configuration_before_any_attack(
 
 
 def test_allow_params_lets_the_changed_decision_rule_through_to_the_attacks(clustr_row, masked, capsys):
-    # with d_near=1 the committed weights stay as breakable (n=20: pgd100 0 -> 0,
-    # adaptive 0, aa 0, no flag), so the check passes and says what it allowed
+    # measured (n=20): pgd100 0.00 -> 5.00, one sample, which is the tolerance's floor
+    # (100/n); adaptive and aa 0.00, no flag: it passes. (Against the committed n=450 row
+    # the same checkpoint fails on the masking signature: aa 6.44, pgd100 3.33, pgd20 3.78
+    # against 0.44 each, worst case still 0.44.)
     code = check(clustr_row, "--checkpoint", str(masked["dnear"]), "--allow-params", "--json",
                  model="clustr-digits")
     result = json_result(capsys, code, 0)
     assert result["evaluated"] and result["allow_params"]
     assert result["config_differences"] == ["d_near=1 (manifest null)"]
     assert result["checks_fired"] == []
+    pgd100 = next(m for m in result["metrics"] if m["metric"] == "pgd100")
+    assert (pgd100["recorded"], pgd100["measured"], pgd100["tolerance"]) == (0.0, 5.0, 5.0)
+
+
+def test_allow_params_with_no_tolerance_shows_the_changed_rules_masking_signature(
+        clustr_row, masked, capsys):
+    code = check(clustr_row, "--checkpoint", str(masked["dnear"]), "--allow-params",
+                 "--tolerance", "0", model="clustr-digits")
+    line = failure_line(capsys, code, "clustr-digits")
+    assert line == ("check failed: clustr-digits: masking signature: pgd100 rose to 5.00% from the "
+                    "recorded 0.00% (tolerance 0.00) while the worst case did not rise (0.00%, "
+                    "recorded 0.00%): an improvement only the weaker attacks see")
 
 
 def test_a_header_that_cannot_build_the_model_fails_even_with_allow_params(clustr_row, tmp_path, capsys):
     model = load_model("clustr-digits").model
     meta = checkpoint_meta(MODELS.get("clustr-digits"), model)
     bad = tmp_path / "bad.safetensors"
-    save_checkpoint(model.state_dict(), dict(meta, defense_params={**meta["defense_params"], "d_near": 0}), bad)
+    zero = dict(meta, defense_params={**meta["defense_params"], "d_near": 0})  # d_near must be >= 1
+    save_checkpoint(model.state_dict(), zero, bad)
     code = check(clustr_row, "--checkpoint", str(bad), "--allow-params", model="clustr-digits")
     line = failure_line(capsys, code, "clustr-digits")
     assert "defense_params" in line and "d_near must be None or" in line
@@ -306,7 +321,8 @@ def test_recorded_flags_cover_the_same_kind_with_other_numbers():
     recorded = ["zero CE input gradient on 92% of 64 clean inputs",
                 "PGD-CE at Linf eps=0.5 leaves 33% accuracy (chance 10%, 64 points)"]
     same = [{"check": "gradients", "reason": "zero CE input gradient on 93% of 64 clean inputs"},
-            {"check": "large-eps", "reason": "PGD-CE at Linf eps=0.5 leaves 41% accuracy (chance 10%, 60 points)"}]
+            {"check": "large-eps",
+             "reason": "PGD-CE at Linf eps=0.5 leaves 41% accuracy (chance 10%, 60 points)"}]
     assert new_flags(same, recorded) == []
     nan = {"check": "gradients", "reason": "NaN CE input gradient on 3 of 64 clean inputs"}
     silent = {"check": "silent-success", "reason": "aa: reported success differs from "
@@ -343,3 +359,19 @@ def test_auto_tolerance_math():
     assert auto_tolerance(100.0, 40) == pytest.approx(2.5)  # p = 1: one sample of 40
     assert auto_tolerance(0.0, 20) == pytest.approx(5.0)  # p = 0: one sample of 20
     assert auto_tolerance(99.0, 10) == pytest.approx(10.0)  # the 100/n floor wins
+
+
+def test_a_user_checkpoint_is_checked_against_the_row_it_earned(tmp_path, capsys):
+    entry, model = MODELS.get("nominal-digits"), load_model("nominal-digits").model
+    mine = tmp_path / "mine.safetensors"
+    sha = save_checkpoint({k: v.clone() for k, v in model.state_dict().items()},
+                          {**checkpoint_meta(entry, model), "note": "retrained"}, mine)
+    board = tmp_path / "board.csv"
+    assert run(["eval", "--model", "nominal-digits", "--attacks", "fgsm,pgd20", "--n-examples", "20",
+                "--checkpoint", str(mine), "--leaderboard", str(board),
+                "--runs-dir", str(tmp_path / "runs")]) == 0
+    capsys.readouterr()
+    assert run(["check", "--model", "nominal-digits", "--checkpoint", str(mine), "--leaderboard",
+                str(board), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["recorded_checkpoint_sha256"] == sha == result["checkpoint_sha256"]

@@ -70,20 +70,22 @@ def train_trades(ctx: TrainContext) -> None:
     steps = ctx.args.get("attack_steps", 10)
 
     def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        ctx.model.eps = ctx.eps  # follows the warm-up; the checkpoint keeps the final ε
+        ctx.model.eps = ctx.eps  # follows the warm-up, batch by batch
         return ctx.model.loss(x, y, ctx.model.trades_adversary(x, steps=steps))
 
     ctx.fit(loss)
+    ctx.model.eps = ctx.target_eps  # the checkpoint keeps the full ε, even if training ended mid-warm-up
 
 
 @register_recipe("mat")
 def train_mat(ctx: TrainContext) -> None:
     """L_MAT = FTC + α·SO + β·BIBO, BIBO's inner max CD(f(x), f(x')) by PGD."""
-    model, eps, steps = ctx.model, ctx.eps, ctx.args.get("attack_steps", 5)
+    model, steps = ctx.model, ctx.args.get("attack_steps", 5)
 
     def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not model.beta:
             return model.loss(x, y)
+        eps = ctx.eps  # read per batch: it follows the warm-up (never hoist it out of the loop)
         with eval_mode(model):
             f_clean = model.features(x).detach()
             x_bibo = maximize_linf(lambda xa: model.bibo_distance(f_clean, model.features(xa)),

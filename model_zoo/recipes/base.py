@@ -44,12 +44,18 @@ class TrainContext:
     epoch: int = 0  # set by the epoch loops; drives the ε warm-up
 
     @property
-    def eps(self) -> float:
-        """Training budget: recipe arg `eps`, else the dataset's protocol L∞ ε, ramped
-        linearly over the first `eps_warmup_epochs` epochs (adversarial training at
-        MNIST's ε = 0.3 from the first step collapses to a constant classifier)."""
+    def target_eps(self) -> float:
+        """The budget after the warm-up: recipe arg `eps`, else the dataset's protocol L∞ ε."""
         from robbench.config import THREAT_DEFAULTS
-        eps = float(self.args.get("eps", THREAT_DEFAULTS[self.dataset].linf_eps))
+        return float(self.args.get("eps", THREAT_DEFAULTS[self.dataset].linf_eps))
+
+    @property
+    def eps(self) -> float:
+        """Training budget of the current epoch: `target_eps` ramped linearly over the
+        first `eps_warmup_epochs` epochs (adversarial training at MNIST's ε = 0.3 from
+        the first step collapses to a constant classifier). It changes with `epoch`, so
+        a recipe reads it where it attacks, in every batch, never once before the loop."""
+        eps = self.target_eps
         warmup = self.args.get("eps_warmup_epochs", 0)
         return eps * min(1.0, (self.epoch + 1) / warmup) if warmup else eps
 
