@@ -69,13 +69,15 @@ def parse_tolerance(text: str) -> float | None:
     return value
 
 
-def _row_position(rows: Any, wanted: str | None) -> int:
+def _row_position(rows: Any, wanted: str | None, zoo: str | None) -> int:
     """A table may hold several rows of one model (one per checkpoint, ε and seed): the
-    claim to check is the row of the checkpoint being checked (the manifest's by
-    default), a measured one first; without one, the first row."""
+    claim to check is the row the checked checkpoint earned itself, else the zoo
+    checkpoint's row (a new checkpoint must still earn what the zoo's did), a measured
+    one first; without either, the first row."""
     shas = [None if is_missing(v) else str(v) for v in rows.get("checkpoint_sha256", [None] * len(rows))]
     sources = [None if is_missing(v) else str(v) for v in rows.get("source", [None] * len(rows))]
-    ranked = sorted(range(len(rows)), key=lambda i: (shas[i] != wanted or wanted is None,
+    ranked = sorted(range(len(rows)), key=lambda i: (wanted is None or shas[i] != wanted,
+                                                     zoo is None or shas[i] != zoo,
                                                      sources[i] == "paper", i))
     return ranked[0]
 
@@ -85,7 +87,8 @@ def find_row(model_id: str, leaderboard: Path | None,
     """The row of the model (or of its checkpoint with this sha256: a user's checkpoint
     earns the row `<model>@<sha256[:12]>`) in `leaderboard`, or by default in
     leaderboards/<dataset>-Linf.csv (then -L2.csv)."""
-    wanted = checkpoint_sha256 or MODELS.get(model_id).checkpoint_sha256
+    zoo = MODELS.get(model_id).checkpoint_sha256
+    wanted = checkpoint_sha256 or zoo
     ids = {model_id} | ({f"{model_id}@{wanted[:12]}"} if wanted else set())
     if leaderboard is not None:
         candidates = [Path(leaderboard)]
@@ -100,7 +103,7 @@ def find_row(model_id: str, leaderboard: Path | None,
         table = read_table(path)
         rows = table[table["model"].isin(ids)]
         if len(rows):
-            return path, {c: rows.iloc[_row_position(rows, wanted)][c] for c in table.columns}
+            return path, {c: rows.iloc[_row_position(rows, wanted, zoo)][c] for c in table.columns}
     where = " or ".join(str(p) for p in candidates)
     raise RobbenchError(f"no row for model {model_id!r} in {where}; record one with "
                         f"`robbench eval --model {model_id} --attacks ...` or pass --leaderboard CSV")

@@ -272,21 +272,34 @@ def test_flags_the_row_already_has_do_not_fail_the_check_whatever_their_numbers(
     assert result["unreliable_new"] == [] and result["passed"]
 
 
-def test_the_zoo_checkpoints_row_is_the_claim_checked_not_another_checkpoints(masked, tmp_path, capsys):
-    # one table, two at-digits rows: the zoo checkpoint's and the masked checkpoint's own
-    # (at-digits@<sha>, which records its flags); the masked checkpoint is held to the zoo's
+def test_a_new_checkpoint_is_held_to_the_zoo_checkpoints_row(masked, tmp_path, capsys):
+    # one table, two at-digits rows: the zoo checkpoint's and another checkpoint's
+    # (at-digits@<sha>); a third checkpoint, with no row of its own, is held to the zoo's
     record(tmp_path, "at-digits", "pgd20", 20)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path)
         assert run(["eval", "--model", "at-digits", "--attacks", "pgd20", "--n-examples", "20",
                     "--checkpoint", str(masked["logits"]), "--leaderboard", "tmp.csv"]) == 0
     assert len(pd.read_csv(tmp_path / "tmp.csv")) == 2
+    at = load_model("at-digits").model
+    new = tmp_path / "new.safetensors"
+    save_checkpoint(at.state_dict(), {**checkpoint_meta(MODELS.get("at-digits"), at), "note": "new"}, new)
     capsys.readouterr()
-    code = check(tmp_path, "--checkpoint", str(masked["logits"]), "--no-strong", "--json",
-                 model="at-digits")
-    result = json_result(capsys, code, 1)
+    code = check(tmp_path, "--checkpoint", str(new), "--no-strong", "--json", model="at-digits")
+    result = json_result(capsys, code, 0)
     assert result["recorded_checkpoint_sha256"] == MODELS.get("at-digits").checkpoint_sha256
-    assert result["checks_fired"] == ["unreliable"]
+
+
+def test_a_masked_checkpoint_fails_against_the_row_it_recorded_itself(masked, tmp_path, capsys):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        assert run(["eval", "--model", "at-digits", "--attacks", "pgd20", "--n-examples", "20",
+                    "--checkpoint", str(masked["logits"]), "--leaderboard", "tmp.csv"]) == 0
+    capsys.readouterr()
+    code = check(tmp_path, "--checkpoint", str(masked["logits"]), "--json", model="at-digits")
+    result = json_result(capsys, code, 1)
+    assert result["recorded_checkpoint_sha256"] == result["checkpoint_sha256"]
+    assert "accuracy-drop" in result["checks_fired"]  # the strong attacks refute its own row
 
 
 # --- pieces ------------------------------------------------------------------------------------------
