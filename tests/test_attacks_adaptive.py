@@ -28,7 +28,7 @@ TARGETS = {
     "adaptive-ce": "nominal-digits", "adaptive-dlr": "trades-digits",
     "adaptive-margin": "mmc-digits", "adaptive-magnet": "magnet-digits",
     "adaptive-mmc": "mmc-digits", "adaptive-mmc-targeted": "mmc-digits",
-    "adaptive-mat": "mat-so-bibo-digits", "adaptive-prototype": "drp-digits",
+    "adaptive-mat": "mat-digits", "adaptive-prototype": "drp-digits",
     "adaptive-trades": "trades-digits", "adaptive": "magnet-digits",
     "transfer": "at-digits", "pgd-targeted": "nominal-digits",
 }

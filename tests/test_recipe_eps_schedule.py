@@ -30,7 +30,7 @@ ADVERSARIAL = {
     "atc-digits": {"attack_steps": 1},                     # adversarial with AT+C's regulariser
     "trades-digits": {"attack_steps": 1},                  # trades: TradesModel.trades_adversary
     "mat-bibo-digits": {"attack_steps": 1},                # mat: BIBO's maximize_linf
-    "mat-so-bibo-digits": {"attack_steps": 1},
+    "mat-digits": {"attack_steps": 1},
     "clustr-qtrades-digits": {"warm_epochs": 1},           # magnet: qtrades_adversary
 }
 # Recipes (and recipe variants) that have no adversary at all.

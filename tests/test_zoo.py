@@ -11,21 +11,28 @@ from robbench.datasets import load_split
 from tests.conftest import REPO_ROOT
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-DEFENSES = ["nominal", "at", "trades", "atc", "magnet", "clustr", "clustr-qtrades", "mmc",
-            "mat-ftc", "mat-so", "mat-bibo", "mat-so-bibo", "drp", "drp-l2"]
+# zoo names: `mat` is full MAT (defense mat-so-bibo); its ablations keep their variant names
+NAMES = ["nominal", "at", "trades", "atc", "magnet", "clustr", "clustr-qtrades", "mmc",
+         "mat-ftc", "mat-so", "mat-bibo", "mat", "drp", "drp-l2"]
 TARGETS = {"digits": 90.0, "mnist-t10k": 95.0}
 MANIFEST_FIELDS = ["dataset", "architecture", "defense", "checkpoint", "checkpoint_sha256",
                    "recipe", "command", "seed", "recipe_args", "train_seconds", "reference"]
 
 
 def zoo_ids(dataset: str) -> list[str]:
-    return [f"{d}-{dataset}" for d in DEFENSES]
+    return [f"{name}-{dataset}" for name in NAMES]
 
 
 def needs_data(dataset: str):
     if dataset != "digits" and not (SHARED_DATA / "MNIST" / "raw").exists():
         pytest.skip(f"official MNIST test files not found at {SHARED_DATA}")
     return None if dataset == "digits" else SHARED_DATA
+
+
+def test_mat_on_every_dataset_is_full_mat_and_no_id_says_mat_so_bibo():
+    full = sorted(m for m, e in MODELS.items() if e.defense == "mat-so-bibo")
+    assert full == ["mat-cifar10", "mat-digits", "mat-mnist-t10k"]
+    assert not [m for m in MODELS if m.startswith("mat-so-bibo")]
 
 
 @pytest.mark.parametrize("dataset", TARGETS)
