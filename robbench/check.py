@@ -345,7 +345,7 @@ def row_request(row: dict[str, Any], path: Path) -> tuple[list[str], str, float 
     eps = float(_required(row, "eps", path))
     dataset = MODELS.get(str(row["model"]).split("@")[0]).dataset
     proto = THREAT_DEFAULTS[dataset].eps(norm)
-    if abs(eps - proto) < 1e-6:  # rows round ε to 6 decimals (8/255 -> 0.031373)
+    if eps == proto:  # rows carry ε exactly
         eps = None
     n = _required(row, "n_examples", path)
     seed = _required(row, "seed", path)

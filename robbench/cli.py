@@ -77,10 +77,13 @@ def _csv_list(ctx, param, value: str) -> list[str]:
               help="ray: shard each attack's samples over Ray tasks (pip install -e .[ray]).")
 @click.option("--shards", type=int, default=2, show_default=True, help="Ray tasks per attack.")
 @click.option("--address", default=None, help="A running Ray cluster (default: a local Ray).")
+@click.option("--recompute", default="", callback=_csv_list,
+              help="Attacks whose rows on record were computed with other parameters: replace "
+                   "them (without it such rows are an error, never dropped silently).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
                  data_root, download, runs_dir, leaderboard, backend, shards, address,
-                 as_json) -> None:
+                 recompute, as_json) -> None:
     """Measure clean and robust accuracy of a model under a set of attacks."""
     from robbench.evaluate import EvalRequest, evaluate
 
@@ -89,7 +92,7 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
         batch_size=batch_size, seed=seed, device=device, checkpoint=checkpoint,
         data_root=data_root, download=download, runs_dir=Path(runs_dir),
         leaderboard=Path(leaderboard) if leaderboard else None,
-        backend=backend, shards=shards, address=address,
+        backend=backend, shards=shards, address=address, recompute=recompute,
     ))
     if as_json:
         click.echo(json.dumps(summary, indent=2))

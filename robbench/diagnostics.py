@@ -13,9 +13,9 @@ Each check is one small function with one behaviour. They come in three kinds:
   fewer);
 - a per-batch check made while attacking: the success an attack reports must equal
   "the returned point is misclassified and within ε" (`success_mismatch`). evaluate
-  calls `record_success_check` after every batch; the rows persist in the run dir
-  (`success_check.csv`), so a resumed run keeps the checks of its earlier batches,
-  and `check_silent_success` reads them.
+  records the re-check with each batch's rows (the attack record's `mismatch`
+  column), so a resumed run keeps the checks of its earlier batches, and
+  `check_silent_success` reads them.
 
 After the attacks, `run_model_checks` stores the model checks in the run
 (`diagnostics.json`: every check's measurements, the flags, the samples with zero or
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robbench.attacks.base import Attack, AttackResult, perturbation_norm, sample_generator
+from robbench.attacks.base import AttackResult, perturbation_norm, sample_generator
 from robbench.attacks.pgd import ascent_direction, project, random_start
 from robbench.results import RunStore
 
@@ -288,29 +288,25 @@ def success_mismatch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     return false_success | silent
 
 
-def record_success_check(store: RunStore, attack: Attack, model: torch.nn.Module,
-                         index: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                         result: AttackResult, eps: float) -> None:
-    """evaluate's per-batch hook: re-classifies the batch's returned points and keeps
-    one row per sample (attack, index, mismatch) in the run's success checks."""
-    mismatch = success_mismatch(model, x, y, result, eps, attack.norm, attack.minimum_norm)
-    store.append_success_checks(attack.id, index, mismatch.cpu())
-
-
-def success_mismatches(store: RunStore, n: int) -> dict[str, list[int]]:
+def success_mismatches(store: RunStore, n: int, attack_ids: list[str]) -> dict[str, list[int]]:
     """attack id -> sample indices (< n) whose reported success was not reproduced."""
-    rows = store.load_success_checks()
-    rows = rows[(rows["index"] < n) & rows["mismatch"]]
-    return {a: sorted(g["index"].tolist()) for a, g in rows.groupby("attack")}
+    found = {}
+    for attack_id in attack_ids:
+        rows = store.load_attack(attack_id)[0]
+        bad = rows[(rows["index"] < n) & rows["mismatch"].fillna(False).astype(bool)]
+        if len(bad):
+            found[attack_id] = sorted(bad["index"].tolist())
+    return found
 
 
 def check_silent_success(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
-    checked = store.load_success_checks()
-    checked = checked[checked["index"] < n]
-    bad = success_mismatches(store, n)
+    checked = {}
+    for attack_id in attack_ids:
+        rows = store.load_attack(attack_id)[0]
+        checked[attack_id] = int((rows[rows["index"] < n]["mismatch"].notna()).sum())
+    bad = success_mismatches(store, n, attack_ids)
     result = CheckResult("silent-success", {
-        "checked": {a: int((checked["attack"] == a).sum()) for a in attack_ids},
-        "mismatches": {a: len(bad.get(a, [])) for a in attack_ids}})
+        "checked": checked, "mismatches": {a: len(bad.get(a, [])) for a in attack_ids}})
     for a in attack_ids:
         if bad.get(a):
             result.reasons.append(f"{a}: reported success differs from re-classification of its "

@@ -21,7 +21,7 @@ from robbench.attacks import ATTACKS, Attack, AttackResult
 from robbench.attacks.base import run_in_batches
 from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import DATASETS, load_split
-from robbench.diagnostics import record_success_check, run_model_checks, unreliable_flags
+from robbench.diagnostics import run_model_checks, success_mismatch, unreliable_flags
 from robbench.errors import RobbenchError
 from robbench.leaderboard import default_path, read_table, upsert_row
 from robbench.results import RunStore, run_dir
@@ -47,6 +47,7 @@ class EvalRequest:
     backend: str = "local"  # "local" or "ray" (robbench.sharding)
     shards: int = 1  # Ray tasks per attack
     address: str | None = None  # a running Ray cluster; None starts a local one
+    recompute: list[str] = field(default_factory=list)  # attacks whose rows may be replaced
 
 
 def resolve_attacks(ids: list[str]) -> tuple[list[Attack], str]:
@@ -83,6 +84,9 @@ def resolve_device(name: str) -> torch.device:
 def evaluate(req: EvalRequest) -> dict[str, Any]:
     started = time.perf_counter()
     attacks, norm = resolve_attacks(req.attacks)
+    unknown = sorted(set(req.recompute) - {a.id for a in attacks})
+    if unknown:
+        raise RobbenchError(f"--recompute {','.join(unknown)}: not among --attacks")
     entry = MODELS.get(req.model_id)
     spec = DATASETS.get(entry.dataset)
     protocol_eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
@@ -161,7 +165,6 @@ def validate_run(store: RunStore) -> None:
     for attack_id in store.attack_ids():
         store.load_attack(attack_id)
     store.load_clean()
-    store.load_success_checks()
     store.load_model_checks()
 
 
@@ -186,9 +189,10 @@ def clean_predictions(model: torch.nn.Module, x: torch.Tensor, batch_size: int,
 def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch.Tensor,
                y: torch.Tensor, correct: torch.Tensor, eps: float, req: EvalRequest,
                device: torch.device) -> None:
-    """Attacks the clean-correct samples this run dir has no row for yet."""
+    """Attacks the clean-correct samples this run dir has no row for yet. Each batch's
+    rows go to disk with the re-check of their reported success (silent success)."""
     params = attack.params()
-    done = set(store.start_attack(attack.id, params)["index"].tolist())
+    done = set(store.start_attack(attack.id, params, replace=attack.id in req.recompute)["index"].tolist())
     todo = torch.tensor([i for i in range(len(y)) if i not in done], dtype=torch.int64)
     wrong = todo[~correct[todo]]
     if len(wrong):  # misclassified already: the clean input is the adversarial example
@@ -198,9 +202,10 @@ def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch
     bar = tqdm(total=len(todo), desc=attack.id, unit="img", leave=False,
                disable=None if req.progress else True)
     for idx, result, seconds in attack_batches(attack, model, x, y, todo, eps, req, device):
-        store.append_attack(attack.id, params, idx, result, seconds, versions(device))
-        record_success_check(store, attack, model, idx, x[idx].to(device), y[idx].to(device),
-                             result, eps)  # silent success
+        mismatch = success_mismatch(model, x[idx].to(device), y[idx].to(device), result, eps,
+                                    attack.norm, attack.minimum_norm)
+        store.append_attack(attack.id, params, idx, result, seconds, versions(device),
+                            mismatch=mismatch.cpu())
         bar.update(len(idx))
     bar.close()
 

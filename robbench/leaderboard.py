@@ -28,9 +28,12 @@ def default_path(root: Path, dataset: str, norm: str, eps: float, protocol_eps: 
     """`<dataset>-<norm>.csv` at the protocol ε; any other ε gets its own file so a
     custom run is never mixed into a protocol table. (Rows carry their exact ε, and it
     is part of their identity, so budgets that round alike here still keep apart.)"""
-    if abs(eps - protocol_eps) < 1e-12:
+    if eps == protocol_eps:
         return root / f"{dataset}-{norm}.csv"
-    return root / f"{dataset}-{norm}-eps{eps:.6g}.csv"
+    shown = f"{eps:.6g}"
+    if float(shown) == protocol_eps:  # a budget a hair off the protocol's is not the protocol's
+        shown = repr(float(eps))
+    return root / f"{dataset}-{norm}-eps{shown}.csv"
 
 
 def parse_name(path: Path) -> tuple[str, str, float | None] | None:

@@ -27,7 +27,7 @@ from robbench.io import write_text_if_changed
 from robbench.leaderboard_papers import PAPER_RESULTS, paper_tables
 from robbench.leaderboard_render import leaderboard_files, render
 from robbench.records import RecordError
-from robbench.results import META, RunStore
+from robbench.results import META, RunStore, has_files
 from robbench.scoring import run_row
 
 DEFAULT_EVAL_ATTACKS = ["pgd100"]
@@ -52,8 +52,7 @@ def run_dirs(runs_dir: Path) -> list[Path]:
     file. One without meta.json is a damaged run, not an empty one."""
     found = []
     for path in sorted(Path(runs_dir).glob("*/*/*")):
-        if not path.is_dir() or not any(p.is_file() and not p.name.startswith(".")
-                                        for p in path.rglob("*")):
+        if not path.is_dir() or not has_files(path):
             continue
         if not (path / META).is_file():
             raise RecordError(f"{path}: {META} is missing; its records cannot be attributed")
@@ -62,9 +61,8 @@ def run_dirs(runs_dir: Path) -> list[Path]:
 
 
 def current_runs(runs_dir: Path, dataset: str | None, warn: Callable[[str], None]) -> list[RunStore]:
-    """The runs whose rows the leaderboards show: every run of a zoo model's current
-    checkpoint or of a user's checkpoint file; runs of an older zoo checkpoint are
-    history, left out."""
+    """Every run of a zoo model: each gets its row (robbench.scoring.row_model_id names
+    the rows of checkpoints other than the manifest's `<id>@<sha256[:12]>`)."""
     chosen = []
     for path in run_dirs(runs_dir):
         store = RunStore(path)
@@ -74,9 +72,6 @@ def current_runs(runs_dir: Path, dataset: str | None, warn: Callable[[str], None
         if meta["model"] not in MODELS:
             warn(f"{path}: {meta['model']!r} is not a zoo model, skipped")
             continue
-        if meta["checkpoint_source"] == "zoo" and \
-                meta["checkpoint_sha256"] != MODELS.get(meta["model"]).checkpoint_sha256:
-            continue  # an older zoo checkpoint: not the zoo model's numbers any more
         chosen.append(store)
     return chosen
 

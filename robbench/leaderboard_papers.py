@@ -51,7 +51,10 @@ def paper_short(paper: str) -> str:
 
 
 def read_paper_results(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RobbenchError(f"{path}: not a readable CSV ({type(exc).__name__})") from None
     missing = [c for c in PAPER_COLUMNS if c not in frame.columns]
     if missing:
         raise RobbenchError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -74,7 +77,9 @@ def paper_tables(path: Path, out: Path, dataset: str | None) -> dict[Path, list[
         try:
             value = round(float(rec["value"]), 4)
         except ValueError:
-            raise RobbenchError(f"{path}: value {rec['value']!r} is not a number") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise RobbenchError(f"{path}: value {rec['value']!r} is not a finite number")
         eps = parse_eps(rec["eps"])
         owner = (rec["paper"], rec["defense"], rec["dataset"])
         metric = rec["metric"].strip()

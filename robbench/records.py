@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from robbench.errors import RobbenchError
@@ -108,7 +109,7 @@ def _format_cell(column: Column, value: Any) -> str:
             return ""
         raise ValueError("is missing")
     if column.kind == "bool":
-        if not isinstance(value, (bool,)) and type(value).__name__ != "bool_":
+        if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{value!r} is not a boolean")
         return "True" if value else "False"
     if column.kind == "int":
@@ -239,11 +240,15 @@ def write_json_record(path: Path, obj: dict[str, Any]) -> bool:
 Validator = Callable[[Any], bool]
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_json_record(path: Path, fields: dict[str, Validator]) -> dict[str, Any]:
     """The record's content (without its hash); each field in `fields` must be present
     and pass its validator."""
     try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        obj = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constant)
     except OSError as exc:
         raise RecordError(f"{path}: unreadable ({exc.strerror})") from None
     except (ValueError, UnicodeDecodeError):
@@ -289,6 +294,10 @@ def is_sha256(v: Any) -> bool:
 
 def is_date(v: Any) -> bool:
     return isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", v) is not None
+
+
+def is_int_list(v: Any) -> bool:
+    return isinstance(v, list) and all(map(is_int, v))
 
 
 def is_str_list(v: Any) -> bool:

@@ -4,13 +4,14 @@ checkpoint, threat model, ε, seed) — the identity of a leaderboard row.
     runs/<model>/<sha256[:12]>/<norm>-eps<ε>-seed<seed>/
         meta.json            identity, versions at creation, the attacks on record
         clean.csv            per sample: label, prediction, correct
-        attacks/<id>.csv     per sample: success, norm, passes; metadata line: the
+        attacks/<id>.csv     per sample: success, norm, passes, and whether the
+                             reported success was reproduced; metadata line: the
                              attack's parameters, seconds, flags, date, versions
-        success_check.csv    per attack and sample: reported success not reproduced
         diagnostics.json     the model checks, per set of checked samples
 
-Every file is a record (robbench.records): typed, carrying its own sha256, validated
-on every read. Every read-modify-write holds the run's lock (`.lock`), so any number of
+Every file is a record (robbench.records): typed, carrying its own sha256 and the
+identity of its run (checkpoint, threat model, ε, seed), validated on every read, so
+a record copied in from another run is refused too. Every read-modify-write holds the run's lock (`.lock`), so any number of
 processes can add samples and attacks to one run at once; every write is an atomic
 rename, so a reader or a killed writer never sees half a file. A record is created
 before meta.json names it, so a kill in between leaves an unnamed file, never a named
@@ -33,14 +34,14 @@ import torch
 from robbench.attacks import AttackResult
 from robbench.config import NORMS
 from robbench.locks import locked
-from robbench.records import (Column, RecordError, Schema, is_date, is_dict, is_int, is_non_negative,
+from robbench.records import (Column, RecordError, Schema, is_date, is_dict, is_int, is_int_list,
+                              is_non_negative,
                               is_positive, is_sha256, is_str, is_str_list, one_of, read_csv_record,
                               read_json_record, write_csv_record, write_json_record)
 
 META = "meta.json"
 CLEAN = "clean.csv"
 ATTACKS_DIR = "attacks"
-SUCCESS_CHECK = "success_check.csv"
 DIAGNOSTICS = "diagnostics.json"
 LOCK = ".lock"
 
@@ -61,16 +62,16 @@ CLEAN_SCHEMA = Schema("clean predictions", (
     Column("pred", "int", minimum=0), Column("correct", "bool"),
 ), key=("index",), rules=(_clean_is_consistent,))
 
-# norm: the perturbation's size; inf only where no adversarial was found at all
+# norm: the perturbation's size; inf only where no adversarial was found at all.
+# mismatch: the reported success differs from re-classifying the returned point
+# (diagnostics' silent-success check, written with the row); empty where not checked
+# (samples misclassified when clean: their clean input is the adversarial).
 ATTACK_SCHEMA = Schema("attack results", (
     Column("index", "int", minimum=0), Column("success", "bool"),
     Column("norm", "float", minimum=0, allow_inf=True),
     Column("n_forward", "int", minimum=0), Column("n_backward", "int", minimum=0),
+    Column("mismatch", "bool", allow_empty=True),
 ), key=("index",), rules=(_inf_norm_only_on_failure,))
-
-SUCCESS_CHECK_SCHEMA = Schema("success checks", (
-    Column("attack", "str"), Column("index", "int", minimum=0), Column("mismatch", "bool"),
-), key=("attack", "index"))
 
 META_FIELDS = {
     "model": is_str, "dataset": is_str, "defense": is_str, "architecture": is_str,
@@ -80,9 +81,20 @@ META_FIELDS = {
     "attacks": is_str_list,
 }
 IDENTITY = ("model", "dataset", "threat_model", "eps", "seed", "checkpoint_sha256")
+RUN_KEYS = ("checkpoint_sha256", "threat_model", "eps", "seed")  # what every record names
 ATTACK_META_FIELDS = {"params": is_dict, "seconds": is_non_negative, "flags": is_str_list,
-                      "date": lambda v: v is None or is_date(v), "versions": is_dict}
-DIAGNOSTICS_FIELDS = {"model_checks": is_dict}
+                      "date": lambda v: v is None or is_date(v),
+                      "versions": lambda v: isinstance(v, list) and all(map(is_dict, v))}
+
+
+def _is_model_check(v: Any) -> bool:
+    return (isinstance(v, dict) and is_dict(v.get("checks")) and is_int_list(v.get("zero_grad"))
+            and is_int_list(v.get("nan_grad")) and isinstance(v.get("flags"), list)
+            and all(isinstance(f, dict) and is_str(f.get("check")) and is_str(f.get("reason"))
+                    for f in v["flags"]))
+
+
+DIAGNOSTICS_FIELDS = {"model_checks": lambda v: is_dict(v) and all(map(_is_model_check, v.values()))}
 
 
 def format_eps(eps: float) -> str:
@@ -128,6 +140,23 @@ class RunStore:
         path = self.root / META
         return read_json_record(path, META_FIELDS) if path.exists() else None
 
+    def run_keys(self) -> dict[str, Any]:
+        """What every record of this run names as its run (RUN_KEYS of meta.json)."""
+        meta = self.load_meta()
+        if meta is None:
+            raise RecordError(f"{self.root / META}: missing; its records cannot be attributed")
+        return {k: meta[k] for k in RUN_KEYS}
+
+    def _read(self, path: Path, schema: Schema) -> tuple[pd.DataFrame, dict[str, Any]]:
+        frame, meta = read_csv_record(path, schema)
+        if meta.get("run") != self.run_keys():
+            raise RecordError(f"{path}: a record of another run ({meta.get('run')}), not of "
+                              f"{self.root}")
+        return frame, meta
+
+    def _write(self, path: Path, schema: Schema, frame: pd.DataFrame, meta: dict[str, Any]) -> None:
+        write_csv_record(path, schema, frame, {**meta, "run": self.run_keys()})
+
     def open(self, identity: dict[str, Any], versions: dict[str, str]) -> dict[str, Any]:
         """Creates meta.json for a new run; for an existing one checks that it is the
         same run (a different checkpoint or ε never shares a directory)."""
@@ -148,7 +177,7 @@ class RunStore:
     # --- clean predictions ---------------------------------------------------------
     def load_clean(self) -> pd.DataFrame | None:
         path = self.root / CLEAN
-        return read_csv_record(path, CLEAN_SCHEMA)[0] if path.exists() else None
+        return self._read(path, CLEAN_SCHEMA)[0] if path.exists() else None
 
     def save_clean(self, index: torch.Tensor, label: torch.Tensor, pred: torch.Tensor) -> None:
         """Adds these samples' predictions; an index already on record must agree."""
@@ -164,7 +193,7 @@ class RunStore:
                                       f"recorded with another label or prediction; this checkpoint "
                                       f"or dataset is not the one of the run")
                 new = pd.concat([old, new[~new["index"].isin(old["index"])]], ignore_index=True)
-            write_csv_record(self.root / CLEAN, CLEAN_SCHEMA, new)
+            self._write(self.root / CLEAN, CLEAN_SCHEMA, new, {})
 
     # --- attacks -------------------------------------------------------------------
     def attack_path(self, attack_id: str) -> Path:
@@ -186,33 +215,43 @@ class RunStore:
         path = self.attack_path(attack_id)
         if not path.exists():
             return None
-        frame, meta = read_csv_record(path, ATTACK_SCHEMA)
+        frame, meta = self._read(path, ATTACK_SCHEMA)
         for name, valid in ATTACK_META_FIELDS.items():
             if name not in meta or not valid(meta[name]):
                 raise RecordError(f"{path}: metadata field {name!r} missing or invalid")
         return frame, meta
 
-    def start_attack(self, attack_id: str, params: dict[str, Any]) -> pd.DataFrame:
-        """Rows already computed with these exact parameters (empty when none: a new
-        attack, or one whose parameters changed, starts over)."""
+    def start_attack(self, attack_id: str, params: dict[str, Any], replace: bool = False) -> pd.DataFrame:
+        """Rows already computed with these exact parameters (empty for a new attack).
+        Rows recorded with other parameters are never dropped silently: that is an error
+        unless `replace` (eval's --recompute) says to start the attack over."""
         params = as_stored(params)
         with self.lock():
             found = self.load_attack(attack_id) if attack_id in self.attack_ids() else None
             if found is not None and found[1]["params"] == params:
                 return found[0]
+            if found is not None and len(found[0]) and not replace:
+                old = found[1]["params"]
+                diff = ", ".join(f"{k}: {old.get(k)!r} -> {params.get(k)!r}"
+                                 for k in sorted(set(old) | set(params)) if old.get(k) != params.get(k))
+                raise RecordError(f"{self.attack_path(attack_id)}: its {len(found[0])} rows were "
+                                  f"computed with other parameters ({diff}); pass --recompute "
+                                  f"{attack_id} to replace them")
             empty = pd.DataFrame(columns=ATTACK_SCHEMA.names)
-            write_csv_record(self.attack_path(attack_id), ATTACK_SCHEMA, empty,
-                             {"params": params, "seconds": 0.0, "flags": [], "date": None,
-                              "versions": {}})
+            self._write(self.attack_path(attack_id), ATTACK_SCHEMA, empty,
+                        {"params": params, "seconds": 0.0, "flags": [], "date": None, "versions": []})
             self._name_attack(attack_id)
             return empty
 
     def append_attack(self, attack_id: str, params: dict[str, Any], index: torch.Tensor,
-                      result: AttackResult, seconds: float, versions: dict[str, str]) -> None:
+                      result: AttackResult, seconds: float, versions: dict[str, str],
+                      mismatch: torch.Tensor | None = None) -> None:
+        """Adds a batch's rows (and their silent-success checks) in one atomic write."""
         new = pd.DataFrame({
             "index": index.tolist(), "success": result.success.bool().tolist(),
             "norm": result.norm.double().tolist(), "n_forward": result.n_forward.tolist(),
             "n_backward": result.n_backward.tolist(),
+            "mismatch": [None] * len(index) if mismatch is None else mismatch.bool().tolist(),
         })
         with self.lock():
             found = self.load_attack(attack_id)
@@ -221,9 +260,10 @@ class RunStore:
                                   f"{attack_id} with other parameters; run again")
             frame, meta = found
             frame = pd.concat([frame[~frame["index"].isin(new["index"])], new], ignore_index=True)
+            seen = meta["versions"] + ([versions] if versions not in meta["versions"] else [])
             meta = {**meta, "seconds": meta["seconds"] + seconds, "date": today(),
-                    "flags": sorted(set(meta["flags"]) | set(result.flags)), "versions": versions}
-            write_csv_record(self.attack_path(attack_id), ATTACK_SCHEMA, frame, meta)
+                    "flags": sorted(set(meta["flags"]) | set(result.flags)), "versions": seen}
+            self._write(self.attack_path(attack_id), ATTACK_SCHEMA, frame, meta)
 
     def _name_attack(self, attack_id: str) -> None:
         meta = self.load_meta()
@@ -232,49 +272,44 @@ class RunStore:
         if attack_id not in meta["attacks"]:
             write_json_record(self.root / META, {**meta, "attacks": sorted([*meta["attacks"], attack_id])})
 
-    # --- success checks (diagnostics, per batch) -----------------------------------
-    def load_success_checks(self) -> pd.DataFrame:
-        path = self.root / SUCCESS_CHECK
-        if not path.exists():
-            return pd.DataFrame({"attack": pd.Series(dtype=object), "index": pd.Series(dtype="int64"),
-                                 "mismatch": pd.Series(dtype=bool)})
-        return read_csv_record(path, SUCCESS_CHECK_SCHEMA)[0]
-
-    def append_success_checks(self, attack_id: str, index: torch.Tensor,
-                              mismatch: torch.Tensor) -> None:
-        new = pd.DataFrame({"attack": attack_id, "index": index.tolist(),
-                            "mismatch": mismatch.bool().tolist()})
-        with self.lock():
-            old = self.load_success_checks()
-            keep = ~((old["attack"] == attack_id) & old["index"].isin(new["index"]))
-            write_csv_record(self.root / SUCCESS_CHECK, SUCCESS_CHECK_SCHEMA,
-                             pd.concat([old[keep], new], ignore_index=True))
-
     # --- model checks (diagnostics, once per set of checked samples) ---------------
     def load_model_checks(self) -> dict[str, Any]:
         path = self.root / DIAGNOSTICS
         if not path.exists():
             return {}
-        return read_json_record(path, DIAGNOSTICS_FIELDS)["model_checks"]
+        record = read_json_record(path, {**DIAGNOSTICS_FIELDS, "run": is_dict})
+        if record["run"] != self.run_keys():
+            raise RecordError(f"{path}: a record of another run ({record['run']}), not of {self.root}")
+        return record["model_checks"]
 
     def save_model_checks(self, key: str, record: dict[str, Any]) -> None:
         with self.lock():
             checks = {**self.load_model_checks(), key: record}
-            write_json_record(self.root / DIAGNOSTICS, {"model_checks": checks})
+            write_json_record(self.root / DIAGNOSTICS, {"model_checks": checks,
+                                                        "run": self.run_keys()})
 
     # --- size ----------------------------------------------------------------------
     def size(self) -> int:
-        """The run's n, from its records alone: the most samples 0..n-1 that the clean
-        predictions and at least one attack cover. A later run on fewer samples never
-        lowers it."""
+        """The run's n, from its records alone: the largest n such that the clean
+        predictions cover samples 0..n-1 and at least half as many attacks cover them as
+        cover the most-attacked prefix. So a quick look at fewer samples never replaces
+        a larger evaluation, and one cheap attack on a few more samples does not replace
+        a full evaluation either; 0 while no attack covers any sample."""
         clean = self.load_clean()
         if clean is None:
             return 0
         n_clean = covered(clean["index"])
-        best = 0
-        for attack_id in self.attack_ids():
-            best = max(best, min(n_clean, covered(self.load_attack(attack_id)[0]["index"])))
-        return best
+        coverage = [min(n_clean, covered(self.load_attack(a)[0]["index"])) for a in self.attack_ids()]
+        attacks_at = {n: sum(c >= n for c in coverage) for n in set(coverage) if n > 0}
+        if not attacks_at:
+            return 0
+        most = max(attacks_at.values())
+        return max(n for n, k in attacks_at.items() if 2 * k >= most)
+
+
+def has_files(root: Path) -> bool:
+    """Whether a run dir holds any file but its lock and killed writes' temporaries."""
+    return any(p.is_file() and not p.name.startswith(".") for p in Path(root).rglob("*"))
 
 
 def as_stored(params: dict[str, Any]) -> dict[str, Any]:

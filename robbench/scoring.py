@@ -53,9 +53,12 @@ def norm_statistics(norms: np.ndarray) -> dict[str, Any]:
 
 
 def row_model_id(meta: dict[str, Any]) -> str:
-    """The zoo id for the zoo's checkpoint; `<id>@<sha256[:12]>` for any other file, so
-    a user's checkpoint never takes the zoo model's row."""
-    if meta["checkpoint_source"] == "zoo":
+    """The zoo id for the manifest's current checkpoint; `<id>@<sha256[:12]>` for any
+    other (a user's file, or an earlier zoo checkpoint), so no other checkpoint ever
+    takes the zoo model's row."""
+    from model_zoo.zoo import MODELS  # the zoo imports robbench: import late
+
+    if meta["model"] in MODELS and MODELS.get(meta["model"]).checkpoint_sha256 == meta["checkpoint_sha256"]:
         return meta["model"]
     return f"{meta['model']}@{meta['checkpoint_sha256'][:12]}"
 
@@ -92,5 +95,5 @@ def run_row(store: RunStore) -> dict[str, Any] | None:
 def _versions(records: dict[str, dict[str, Any]], meta: dict[str, Any], package: str) -> str:
     """The package versions the row's attacks were measured with (several, comma-joined,
     if the run was extended under another version)."""
-    found = {r["versions"].get(package) for r in records.values()} - {None}
+    found = {v.get(package) for r in records.values() for v in r["versions"]} - {None}
     return ", ".join(sorted(found)) if found else meta["versions"].get(package, "")

@@ -21,8 +21,7 @@ from robbench.leaderboard_build import build
 from robbench.leaderboard_papers import PAPER_RESULTS
 from robbench.leaderboard_render import leaderboard_files
 from robbench.records import RecordError
-from robbench.results import (ATTACKS_DIR, CLEAN, DIAGNOSTICS, LOCK, META, SUCCESS_CHECK, RunStore,
-                              run_dir)
+from robbench.results import ATTACKS_DIR, CLEAN, DIAGNOSTICS, LOCK, META, RunStore, has_files, run_dir
 
 RENDERED = ("*.md", "*.svg", "index.html")
 
@@ -42,6 +41,8 @@ def verify(runs_dir: Path, leaderboards: Path | None) -> VerifyReport:
     if not runs_dir.is_dir():
         raise RobbenchError(f"--runs-dir {runs_dir} is not a directory")
     for path in sorted(p for p in runs_dir.glob("*/*/*") if p.is_dir()):
+        if not has_files(path):
+            continue  # a run whose first write was killed: nothing to attribute
         report.runs += 1
         report.problems += verify_run(path, runs_dir, report)
     for stray in sorted(runs_dir.rglob("*.tmp")):
@@ -68,13 +69,12 @@ def verify_run(root: Path, runs_dir: Path, report: VerifyReport) -> list[str]:
                        meta["eps"], meta["seed"])
     if expected.resolve() != root.resolve():
         problems.append(f"{root}: {META} describes the run at {expected}")
-    known = {root / META, root / CLEAN, root / SUCCESS_CHECK, root / DIAGNOSTICS, root / LOCK}
+    known = {root / META, root / CLEAN, root / DIAGNOSTICS, root / LOCK}
     known |= {store.attack_path(a) for a in meta["attacks"]}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p not in known
                        and p.suffix != ".tmp"):
         problems.append(f"{path}: not a record {META} names")
-    loaders = [("clean", store.load_clean), ("success checks", store.load_success_checks),
-               ("model checks", store.load_model_checks)]
+    loaders = [("clean", store.load_clean), ("model checks", store.load_model_checks)]
     loaders += [(a, lambda a=a: store.load_attack(a)) for a in meta["attacks"]]
     loaded = {}
     for name, load in loaders:
@@ -91,7 +91,7 @@ def verify_run(root: Path, runs_dir: Path, report: VerifyReport) -> list[str]:
 def consistency(root: Path, loaded: dict, attack_ids: list[str]) -> list[str]:
     """Across records: attacks only on samples with a clean prediction; a sample the
     model already misclassifies counts as an attack success (its clean input is the
-    adversarial); success checks only for rows on record."""
+    adversarial)."""
     clean = loaded["clean"]
     if clean is None:
         return [f"{root}: {CLEAN} is missing"] if attack_ids else []
@@ -107,12 +107,6 @@ def consistency(root: Path, loaded: dict, attack_ids: list[str]) -> list[str]:
         if len(wrong):
             problems.append(f"{root / ATTACKS_DIR / attack_id}.csv: sample {wrong['index'].iloc[0]} "
                             f"is misclassified when clean but not counted as a success")
-    checks = loaded["success checks"]
-    for attack_id, group in checks.groupby("attack"):
-        have = set(loaded[attack_id][0]["index"]) if attack_id in attack_ids else set()
-        if not set(group["index"]) <= have:
-            problems.append(f"{root / SUCCESS_CHECK}: checks of {attack_id} for samples it has no "
-                            f"row for")
     return problems
 
 

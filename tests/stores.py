@@ -45,7 +45,7 @@ def write_clean(store: RunStore, labels: list[int], preds: list[int]) -> None:
 
 def write_attack(store: RunStore, attack_id: str, success: list[bool],
                  params: dict[str, Any] | None = None, norm: list[float] | None = None,
-                 start: int = 0) -> None:
+                 start: int = 0, mismatch: list[bool] | None = None) -> None:
     """Rows for samples start..start+len(success)-1."""
     n = len(success)
     params = params or {"id": attack_id}
@@ -54,4 +54,5 @@ def write_attack(store: RunStore, attack_id: str, success: list[bool],
     store.append_attack(attack_id, params, torch.arange(start, start + n), AttackResult(
         x_adv=torch.zeros(n), success=torch.tensor(success),
         norm=torch.zeros(n) if norm is None else torch.tensor(norm),
-        n_forward=zeros, n_backward=zeros), seconds=0.0, versions=VERSIONS)
+        n_forward=zeros, n_backward=zeros), seconds=0.0, versions=VERSIONS,
+        mismatch=None if mismatch is None else torch.tensor(mismatch))

@@ -190,8 +190,8 @@ def test_attack_dropping_its_points_is_flagged_by_eval(tmp_path, monkeypatch):
     summary = run_eval(tmp_path, ["pgd-drop"])
     flags = [f for f in summary["unreliable"] if f["check"] == "silent-success"]
     assert flags and "pgd-drop" in flags[0]["reason"]
-    checks = RunStore(tmp_path / summary["run_dir"]).load_success_checks()
-    flagged = int(checks[checks["attack"] == "pgd-drop"]["mismatch"].sum())
+    rows = RunStore(tmp_path / summary["run_dir"]).load_attack("pgd-drop")[0]
+    flagged = int(rows["mismatch"].fillna(False).astype(bool).sum())
     assert flagged == summary["attacks"]["pgd-drop"]["successes"]
     row = read_table(tmp_path / "board.csv").set_index("model").loc["nominal-digits"]
     assert "pgd-drop" in row["unreliable"]

@@ -4,7 +4,6 @@ import pandas as pd
 
 from robbench.attacks.pgd import PGD
 from robbench.cli import run
-from robbench.records import write_csv_record
 from robbench.results import ATTACK_SCHEMA, RunStore
 from robbench.scoring import summarize
 from tests.stores import new_store, write_attack, write_clean
@@ -34,7 +33,7 @@ def test_per_sample_results_are_written_under_runs(workdir, capsys):
     store = RunStore(root)
     clean, (fgsm, _) = store.load_clean(), store.load_attack("fgsm")
     assert list(clean["index"]) == list(range(30)) and "correct" in clean
-    assert list(fgsm.columns) == ["index", "success", "norm", "n_forward", "n_backward"]
+    assert list(fgsm.columns) == ["index", "success", "norm", "n_forward", "n_backward", "mismatch"]
     assert len(fgsm) == 30 and (fgsm["norm"] <= 0.2 + 1e-6).all()
 
 
@@ -109,14 +108,29 @@ def test_rerun_with_more_samples_computes_only_the_missing_ones(workdir, capsys,
     assert summary["n_examples"] == 50
 
 
-def test_results_of_an_attack_with_other_parameters_are_recomputed(workdir, capsys, monkeypatch):
+def recorded_with_other_params(store: RunStore) -> None:
+    rows, meta = store.load_attack("fgsm")  # as if recorded by an fgsm with other parameters
+    store._write(store.attack_path("fgsm"), ATTACK_SCHEMA, rows,
+                 {**meta, "params": {**meta["params"], "steps": 7}})
+
+
+def test_rows_of_an_attack_with_other_parameters_are_an_error_not_dropped(workdir, capsys):
     summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
     store = RunStore(workdir / summary["run_dir"])
-    rows, meta = store.load_attack("fgsm")  # as if recorded by an fgsm with other parameters
-    write_csv_record(store.attack_path("fgsm"), ATTACK_SCHEMA, rows,
-                     {**meta, "params": {**meta["params"], "steps": 7}})
+    recorded_with_other_params(store)
+    before = store.attack_path("fgsm").read_bytes()
+    assert run(["eval", "--model", "nominal-digits", "--attacks", "fgsm", "--n-examples", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "its 20 rows were computed with other parameters (steps: 7 -> 1)" in err
+    assert "--recompute fgsm" in err and store.attack_path("fgsm").read_bytes() == before
+
+
+def test_recompute_replaces_rows_of_an_attack_with_other_parameters(workdir, capsys, monkeypatch):
+    summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
+    store = RunStore(workdir / summary["run_dir"])
+    recorded_with_other_params(store)
     spy = Spy(monkeypatch)
-    eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20")
+    eval_json(capsys, "--attacks", "fgsm", "--n-examples", "20", "--recompute", "fgsm")
     assert set(spy.ids) == {i for i in range(20)} - set(
         store.load_clean().query("not correct")["index"])
 
@@ -136,7 +150,6 @@ def test_minimum_norm_statistics_skip_failures_and_count_them(tmp_path):
 
 def test_cached_rows_are_reused_for_attacks_whose_parameters_hold_tuples(tmp_path):
     store = new_store(tmp_path)
-    write_attack(store, "aa", [True, False])
     params = {"id": "aa", "attacks": ("apgd-ce", "square")}
     write_attack(store, "aa", [True, False], params=params)
     assert len(store.start_attack("aa", params)) == 2

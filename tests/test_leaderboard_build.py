@@ -12,7 +12,6 @@ from robbench.errors import RobbenchError
 from robbench.leaderboard import read_table
 from robbench.leaderboard_build import build
 from robbench.leaderboard_papers import PAPER_AGGREGATE_NOTE, parse_eps
-from robbench.records import write_csv_record
 from robbench.results import ATTACK_SCHEMA, RunStore
 from tests.conftest import REPO_ROOT
 from tests.stores import new_run, write_attack, write_clean
@@ -129,12 +128,13 @@ def test_rows_sorted_by_worst_case_acc(tmp_path, board):
     assert finite == sorted(finite, reverse=True) and worst[:len(finite)] == finite
 
 
-def test_run_of_an_older_zoo_checkpoint_is_left_out(tmp_path, board):
+def test_run_of_an_earlier_zoo_checkpoint_never_takes_the_zoo_id(tmp_path, board):
     runs = tmp_path / "runs"
-    fake_run(runs, "nominal-digits", 20, fooled=18)
-    fake_run(runs, "mmc-digits", 20, sha="0" * 64, source="zoo")
+    fake_run(runs, "mmc-digits", 20, fooled=18)
+    fake_run(runs, "mmc-digits", 20, sha="0" * 64, source="zoo")  # zoo's when it was evaluated
     build(out=board, runs_dir=runs)
-    assert list(read_table(board / "digits-Linf.csv")["model"]) == ["nominal-digits"]
+    table = read_table(board / "digits-Linf.csv").set_index("model")
+    assert table["worst_case_acc"].to_dict() == {"mmc-digits@000000000000": 100.0, "mmc-digits": 10.0}
 
 
 def test_run_of_a_user_checkpoint_gets_its_own_row_id(tmp_path, board):
@@ -150,7 +150,7 @@ def test_interrupted_first_attack_gives_a_row_on_the_samples_it_covered(tmp_path
     runs = tmp_path / "runs"
     partial = RunStore(fake_run(runs, "mmc-digits", 20, fooled=1))
     frame, meta = partial.load_attack("fgsm")
-    write_csv_record(partial.attack_path("fgsm"), ATTACK_SCHEMA, frame.head(5), meta)
+    partial._write(partial.attack_path("fgsm"), ATTACK_SCHEMA, frame.head(5), meta)
     build(out=board, runs_dir=runs)
     row = read_table(board / "digits-Linf.csv").iloc[0]
     assert (row["model"], row["n_examples"], row["worst_case_acc"]) == ("mmc-digits", 5, 80.0)
@@ -159,8 +159,9 @@ def test_interrupted_first_attack_gives_a_row_on_the_samples_it_covered(tmp_path
 def test_run_with_no_attack_rows_gives_no_row(tmp_path, board):
     runs = tmp_path / "runs"
     fake_run(runs, "nominal-digits", 20, fooled=18)
-    empty = RunStore(fake_run(runs, "mmc-digits", 20))
-    empty.start_attack("fgsm", {"id": "fgsm", "restarted": True})
+    empty = new_run(runs, "mmc-digits")
+    write_clean(empty, [0] * 20, [0] * 20)
+    empty.start_attack("fgsm", {"id": "fgsm"})
     report = build(out=board, runs_dir=runs)
     assert list(read_table(board / "digits-Linf.csv")["model"]) == ["nominal-digits"]
     assert any("no attack covers" in w for w in report.warnings)

@@ -15,6 +15,7 @@ from robbench.checkpoints import save_checkpoint
 from robbench.cli import run
 from robbench.leaderboard import read_table
 from robbench.results import RunStore
+from robbench.scoring import run_row
 
 
 def eval_json(capsys, *args: str) -> dict:
@@ -123,3 +124,16 @@ def test_an_explicit_leaderboard_keeps_a_row_per_eps_and_seed(workdir, capsys, f
     table = read_table(board)
     assert list(table["model"]) == ["nominal-digits"] * 2
     assert len({(r["eps"], r["seed"]) for r in table.to_dict("records")}) == 2
+
+
+def test_a_run_of_an_earlier_zoo_checkpoint_never_takes_the_zoo_id(workdir, capsys, monkeypatch):
+    summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "10")
+    store = RunStore(workdir / summary["run_dir"])
+    assert run_row(store)["model"] == "nominal-digits"
+    monkeypatch.setattr(MODELS.get("nominal-digits"), "checkpoint_sha256", "0" * 64)  # retrained
+    assert run_row(store)["model"] == f"nominal-digits@{summary['checkpoint_sha256'][:12]}"
+
+
+def test_a_budget_a_hair_off_the_protocol_gets_its_own_file(workdir, capsys):
+    summary = eval_json(capsys, "--attacks", "fgsm", "--n-examples", "4", "--eps", "0.20000000000001")
+    assert summary["leaderboard"].endswith("digits-Linf-eps0.20000000000001.csv")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from robbench import diagnostics as dg
 from robbench.cli import run
 from robbench.leaderboard_build import build
 from robbench.records import (HASH_PREFIX, RecordError, format_json_record, read_csv_record,
@@ -104,7 +105,7 @@ def test_a_duplicate_sample_index_is_refused(store):
 
 def test_negative_pass_counts_are_refused(tmp_path):
     frame = pd.DataFrame({"index": [0], "success": [True], "norm": [0.1], "n_forward": [-1],
-                          "n_backward": [0]})
+                          "n_backward": [0], "mismatch": [False]})
     with pytest.raises(RecordError, match="n_forward"):
         write_csv_record(tmp_path / "a.csv", ATTACK_SCHEMA, frame)
     assert not (tmp_path / "a.csv").exists()
@@ -261,3 +262,54 @@ def test_a_non_numeric_leaderboard_cell_is_an_error_before_anything_is_written(t
 def test_json_records_are_canonical_so_a_rewrite_changes_no_byte(store):
     path = store.root / "meta.json"
     assert format_json_record(json.loads(path.read_text())) == path.read_text()
+
+
+# --- records name their run ----------------------------------------------------------------
+def test_a_record_copied_from_another_run_is_refused(tmp_path, store):
+    other = new_run(tmp_path / "runs", "nominal-digits", seed=1)
+    write_clean(other, [0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 0])
+    write_attack(other, "fgsm", [False] * 6)
+    shutil.copy(other.attack_path("fgsm"), store.attack_path("fgsm"))
+    with pytest.raises(RecordError, match="fgsm.csv: a record of another run"):
+        store.load_attack("fgsm")
+
+
+def test_silent_success_checks_live_in_the_attack_record(store):
+    write_attack(store, "pgd20", [True] * 6, mismatch=[False, True, False, False, False, False])
+
+    assert dg.success_mismatches(store, 6, ["pgd20", "fgsm"]) == {"pgd20": [1]}
+
+
+def test_nan_in_a_json_record_is_refused_not_an_internal_error(store, capsys):
+    path = store.root / "meta.json"
+    edit(path, '"seed": 0', '"seed": NaN')
+    with pytest.raises(RecordError, match="not valid JSON"):
+        store.load_meta()
+    assert run(["verify", "--runs-dir", str(store.root.parents[2]), "--no-leaderboards"]) == 1
+    assert "meta.json: not valid JSON" in capsys.readouterr().err
+
+
+def test_a_run_dir_holding_only_its_lock_is_not_a_damaged_run(tmp_path, capsys):
+    (tmp_path / "runs" / "m" / "abc" / "Linf-eps0.2-seed0").mkdir(parents=True)
+    (tmp_path / "runs" / "m" / "abc" / "Linf-eps0.2-seed0" / ".lock").write_text("")
+    assert run(["verify", "--runs-dir", str(tmp_path / "runs"), "--no-leaderboards"]) == 0
+
+
+def test_a_cheap_attack_on_one_more_sample_does_not_replace_a_full_evaluation(store):
+    for attack in ("pgd20", "pgd100", "aa"):
+        write_attack(store, attack, [True] * 6)
+    write_clean(store, list(range(7)), [0, 1, 2, 3, 4, 0, 6])
+    write_attack(store, "fgsm2", [False] * 7)  # one weak attack on a 7th sample
+    assert store.size() == 6
+
+
+def test_a_paper_value_that_is_not_finite_stops_the_build_before_writing(tmp_path, capsys):
+    board = tmp_path / "leaderboards"
+    board.mkdir()
+    text = (REPO_ROOT / "leaderboards" / "paper_results.csv").read_text().splitlines()
+    head, first = text[0], text[1].split(",")
+    first[head.split(",").index("value")] = "inf"
+    (board / "paper_results.csv").write_text("\n".join([head, ",".join(first), *text[2:]]) + "\n")
+    assert run(["leaderboard", "build", "--runs-dir", str(tmp_path), "--out", str(board)]) == 1
+    assert "is not a finite number" in capsys.readouterr().err
+    assert sorted(p.name for p in board.iterdir()) == ["paper_results.csv"]
