@@ -43,3 +43,19 @@ def one_thread():
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
+
+
+def _committed_evidence() -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns)
+            for folder in ("runs", "leaderboards") for p in (REPO_ROOT / folder).rglob("*")
+            if p.is_file() and not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _committed_runs_and_leaderboards_stay_untouched():
+    """No test may write into the repository's runs/ or leaderboards/: they are evidence."""
+    before = _committed_evidence()
+    yield
+    after = _committed_evidence()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"tests changed committed evidence: {changed[:5]}"
