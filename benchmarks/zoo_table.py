@@ -19,6 +19,7 @@ def main() -> None:
     parser.add_argument("--n-examples", type=int, default=None)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--models", default=None, help="comma-separated ids (default: all)")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     ids = args.models.split(",") if args.models else [
         mid for mid, e in MODELS.items() if e.dataset == args.dataset and e.checkpoint]
@@ -26,7 +27,7 @@ def main() -> None:
     rows = []
     for model_id in ids:
         s = evaluate(EvalRequest(model_id=model_id, attacks=attacks, n_examples=args.n_examples,
-                                 data_root=args.data_root, progress=False))
+                                 data_root=args.data_root, device=args.device, progress=False))
         rows.append([model_id, f"{s['clean_acc']:.2f}"]
                     + [f"{s['attacks'][a]['robust_acc']:.2f}" for a in attacks]
                     + [f"{s['worst_case_acc']:.2f}", s["n_examples"], MODELS.get(model_id).train_seconds,
