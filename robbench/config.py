@@ -32,3 +32,12 @@ DEFAULT_BATCH_SIZE = 256
 RUNS_DIR = "runs"
 LEADERBOARD_DIR = "leaderboards"
 DATA_ROOT_ENV = "ROBBENCH_DATA"
+
+# The leaderboard's standard attack set per threat model, one id each (`--attacks
+# standard`): strong white-box attacks on the softmax (PGD-100, untargeted APGD-CE and
+# APGD-DLR, AutoAttack), the attacks aimed at the defense's own loss, a score-based and
+# a transfer attack. Its L2 part is C&W and DDN.
+STANDARD_ATTACKS: dict[str, tuple[str, ...]] = {
+    "standard": ("pgd100", "apgd-ce", "apgd-dlr", "aa", "adaptive", "square", "transfer"),
+    "standard-l2": ("cw", "ddn"),
+}

@@ -19,7 +19,8 @@ import robbench
 from model_zoo.zoo import MODELS, load_model
 from robbench.attacks import ATTACKS, Attack, AttackResult
 from robbench.attacks.base import run_in_batches
-from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
+from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS,
+                             THREAT_DEFAULTS)
 from robbench.datasets import DATASETS, load_split
 from robbench.diagnostics import run_model_checks, success_mismatch, unreliable_flags
 from robbench.errors import RobbenchError
@@ -53,6 +54,7 @@ class EvalRequest:
 def resolve_attacks(ids: list[str]) -> tuple[list[Attack], str]:
     if not ids:
         raise RobbenchError("no attack given; pass --attacks ID[,ID...] (see `robbench attacks`)")
+    ids = list(dict.fromkeys(a for i in ids for a in STANDARD_ATTACKS.get(i, (i,))))
     attacks = [ATTACKS.get(a) for a in ids]
     norms = {a.norm for a in attacks}
     if len(norms) > 1:

@@ -153,3 +153,14 @@ def test_cached_rows_are_reused_for_attacks_whose_parameters_hold_tuples(tmp_pat
     params = {"id": "aa", "attacks": ("apgd-ce", "square")}
     write_attack(store, "aa", [True, False], params=params)
     assert len(store.start_attack("aa", params)) == 2
+
+
+def test_standard_is_one_id_for_the_leaderboards_attack_set_per_threat_model():
+    from robbench.evaluate import resolve_attacks
+
+    linf, norm = resolve_attacks(["standard"])
+    assert norm == "Linf" and [a.id for a in linf] == [
+        "pgd100", "apgd-ce", "apgd-dlr", "aa", "adaptive", "square", "transfer"]
+    l2, norm = resolve_attacks(["standard-l2"])
+    assert norm == "L2" and [a.id for a in l2] == ["cw", "ddn"]
+    assert [a.id for a in resolve_attacks(["pgd100", "standard"])[0]][:2] == ["pgd100", "apgd-ce"]
