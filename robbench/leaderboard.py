@@ -64,17 +64,23 @@ NUMBER_COLUMNS = ["eps", "clean_acc", "worst_case_acc"]
 REQUIRED = ["model", "threat_model", "eps", "worst_case_acc", "source"]
 
 
+def read_text_table(path: Path, required: list[str], what: str) -> pd.DataFrame:
+    """A CSV as text cells (nothing guessed), with these columns; else one error line."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RobbenchError(f"{path}: not a readable {what} CSV ({type(exc).__name__})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise RobbenchError(f"{path}: not a {what} (no {', '.join(missing)} column)")
+    return table
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """A leaderboard, checked cell by cell: a non-numeric accuracy, a fractional n or a
     second row with the same identity is one error naming the file, row and column."""
     path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RobbenchError(f"{path}: not a readable leaderboard CSV ({type(exc).__name__})") from None
-    missing = [c for c in REQUIRED if c not in table.columns]
-    if missing:
-        raise RobbenchError(f"{path}: not a leaderboard (no {', '.join(missing)} column)")
+    table = read_text_table(path, REQUIRED, "leaderboard")
     for column in table.columns:
         kind = ("int" if column in INTEGER_COLUMNS else "text" if column in TEXT_COLUMNS
                 or column in LEADING and column not in NUMBER_COLUMNS or column == "source"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from robbench.config import THREAT_DEFAULTS
 from robbench.errors import RobbenchError
-from robbench.leaderboard import default_path
+from robbench.leaderboard import default_path, read_text_table
 
 PAPER_DATASETS = ("cifar10", "cifar100", "svhn")
 PAPER_RESULTS = "paper_results.csv"
@@ -51,14 +51,7 @@ def paper_short(paper: str) -> str:
 
 
 def read_paper_results(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise RobbenchError(f"{path}: not a readable CSV ({type(exc).__name__})") from None
-    missing = [c for c in PAPER_COLUMNS if c not in frame.columns]
-    if missing:
-        raise RobbenchError(f"{path}: missing column(s) {', '.join(missing)}")
-    return frame
+    return read_text_table(path, PAPER_COLUMNS, "paper results")
 
 
 def paper_tables(path: Path, out: Path, dataset: str | None) -> dict[Path, list[dict[str, Any]]]:

@@ -99,7 +99,7 @@ DIAGNOSTICS_FIELDS = {"model_checks": lambda v: is_dict(v) and all(map(_is_model
 
 def format_eps(eps: float) -> str:
     """ε in names: 6 significant digits where that is exact, else every digit, so two
-    different budgets never share a run dir or a file."""
+    different budgets never share a run dir."""
     short = f"{eps:.6g}"
     return short if float(short) == eps else repr(float(eps))
 
