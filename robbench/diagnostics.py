@@ -288,29 +288,29 @@ def success_mismatch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     return false_success | silent
 
 
+def _success_checks(store: RunStore, n: int, attack_id: str) -> tuple[int, list[int]]:
+    """(samples < n whose success was re-checked, those whose check failed) of one attack."""
+    rows = store.load_attack(attack_id)[0]
+    rows = rows[rows["index"] < n]
+    bad = rows[rows["mismatch"].fillna(False).astype(bool)]
+    return int(rows["mismatch"].notna().sum()), sorted(bad["index"].tolist())
+
+
 def success_mismatches(store: RunStore, n: int, attack_ids: list[str]) -> dict[str, list[int]]:
     """attack id -> sample indices (< n) whose reported success was not reproduced."""
-    found = {}
-    for attack_id in attack_ids:
-        rows = store.load_attack(attack_id)[0]
-        bad = rows[(rows["index"] < n) & rows["mismatch"].fillna(False).astype(bool)]
-        if len(bad):
-            found[attack_id] = sorted(bad["index"].tolist())
-    return found
+    found = {a: _success_checks(store, n, a)[1] for a in attack_ids}
+    return {a: bad for a, bad in found.items() if bad}
 
 
 def check_silent_success(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
-    checked = {}
-    for attack_id in attack_ids:
-        rows = store.load_attack(attack_id)[0]
-        checked[attack_id] = int((rows[rows["index"] < n]["mismatch"].notna()).sum())
-    bad = success_mismatches(store, n, attack_ids)
+    checks = {a: _success_checks(store, n, a) for a in attack_ids}
     result = CheckResult("silent-success", {
-        "checked": checked, "mismatches": {a: len(bad.get(a, [])) for a in attack_ids}})
-    for a in attack_ids:
-        if bad.get(a):
+        "checked": {a: checked for a, (checked, _) in checks.items()},
+        "mismatches": {a: len(bad) for a, (_, bad) in checks.items()}})
+    for a, (_, bad) in checks.items():
+        if bad:
             result.reasons.append(f"{a}: reported success differs from re-classification of its "
-                                  f"returned points on {len(bad[a])} samples")
+                                  f"returned points on {len(bad)} samples")
     return result
 
 

@@ -193,20 +193,19 @@ def run_attack(attack: Attack, model: torch.nn.Module, store: RunStore, x: torch
                device: torch.device) -> None:
     """Attacks the clean-correct samples this run dir has no row for yet. Each batch's
     rows go to disk with the re-check of their reported success (silent success)."""
-    params = attack.params()
+    params, provenance = attack.params(), versions(device)
     done = set(store.start_attack(attack.id, params, replace=attack.id in req.recompute)["index"].tolist())
     todo = torch.tensor([i for i in range(len(y)) if i not in done], dtype=torch.int64)
     wrong = todo[~correct[todo]]
     if len(wrong):  # misclassified already: the clean input is the adversarial example
-        store.append_attack(attack.id, params, wrong, trivial_result(x[wrong]), 0.0,
-                            versions(device))
+        store.append_attack(attack.id, params, wrong, trivial_result(x[wrong]), 0.0, provenance)
     todo = todo[correct[todo]]
     bar = tqdm(total=len(todo), desc=attack.id, unit="img", leave=False,
                disable=None if req.progress else True)
     for idx, result, seconds in attack_batches(attack, model, x, y, todo, eps, req, device):
         mismatch = success_mismatch(model, x[idx].to(device), y[idx].to(device), result, eps,
                                     attack.norm, attack.minimum_norm)
-        store.append_attack(attack.id, params, idx, result, seconds, versions(device),
+        store.append_attack(attack.id, params, idx, result, seconds, provenance,
                             mismatch=mismatch.cpu())
         bar.update(len(idx))
     bar.close()

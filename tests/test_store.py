@@ -42,6 +42,11 @@ def rehash(path: Path) -> None:
     path.write_text(f"{HASH_PREFIX}{sha256_text(body)}\n{body}")
 
 
+def edit_and_rehash(path: Path, old: str, new: str) -> None:
+    edit(path, old, new)
+    rehash(path)
+
+
 def test_a_record_holds_the_sha256_of_its_own_content(store):
     first, body = store.attack_path("fgsm").read_text().split("\n", 1)
     assert first == HASH_PREFIX + sha256_text(body)
@@ -56,8 +61,7 @@ def test_a_hand_edited_cell_is_refused_naming_the_file(store):
 
 def test_a_non_canonical_boolean_is_refused_even_with_a_matching_hash(store):
     path = store.attack_path("fgsm")
-    edit(path, ",False,", ",F,")
-    rehash(path)
+    edit_and_rehash(path, ",False,", ",F,")
     with pytest.raises(RecordError, match=r"line \d+, column success: 'F' is not a boolean"):
         store.load_attack("fgsm")
 
@@ -84,8 +88,7 @@ def test_a_deleted_row_is_refused(store):
 ])
 def test_norms_must_be_finite_and_non_negative(store, cell, problem):
     path = store.attack_path("fgsm")
-    edit(path, "\n0,True,0.20000000298023224,", f"\n0,True,{cell},")
-    rehash(path)
+    edit_and_rehash(path, "\n0,True,0.20000000298023224,", f"\n0,True,{cell},")
     with pytest.raises(RecordError, match=problem):
         store.load_attack("fgsm")
 
@@ -97,8 +100,7 @@ def test_an_infinite_norm_marks_a_failure_with_no_adversarial_found(store):
 
 def test_a_duplicate_sample_index_is_refused(store):
     path = store.attack_path("fgsm")
-    edit(path, "\n1,False,", "\n0,False,")
-    rehash(path)
+    edit_and_rehash(path, "\n1,False,", "\n0,False,")
     with pytest.raises(RecordError, match="duplicate row for index=0"):
         store.load_attack("fgsm")
 
@@ -113,8 +115,7 @@ def test_negative_pass_counts_are_refused(tmp_path):
 
 def test_clean_correct_must_agree_with_label_and_prediction(store):
     path = store.root / "clean.csv"
-    edit(path, "5,5,0,False", "5,5,0,True")
-    rehash(path)
+    edit_and_rehash(path, "5,5,0,False", "5,5,0,True")
     with pytest.raises(RecordError, match="index 5: correct disagrees"):
         read_csv_record(path, CLEAN_SCHEMA)
 
@@ -147,8 +148,7 @@ def test_an_attack_record_deleted_whole_is_missed_not_ignored(store):
 
 def test_a_records_metadata_line_must_be_json(store):
     path = store.attack_path("fgsm")
-    edit(path, '# {"date"', '# {date')
-    rehash(path)
+    edit_and_rehash(path, '# {"date"', '# {date')
     with pytest.raises(RecordError, match="line 2 is not the record's JSON metadata"):
         store.load_attack("fgsm")
 
