@@ -185,7 +185,8 @@ def leaderboard_group() -> None:
 @click.option("--out", type=click.Path(), default=LEADERBOARD_DIR, show_default=True,
               help="Leaderboard directory to regenerate.")
 @click.option("--paper-results", type=click.Path(), default=None,
-              help="Papers' reported numbers (default: OUT/paper_results.csv).")
+              help="Papers' reported numbers (default: OUT/paper_results.csv, else "
+                   "leaderboards/paper_results.csv).")
 @click.option("--prune", is_flag=True,
               help="Delete leaderboard CSVs that no run or paper row supports any more.")
 def leaderboard_build_command(dataset, run_evaluations, attacks, n_examples, device, data_root,

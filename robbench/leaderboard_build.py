@@ -129,6 +129,13 @@ def check_build_paths(out: Path, runs_dir: Path) -> None:
         raise RobbenchError(f"--runs-dir {runs_dir} is not a directory")
 
 
+def default_paper_results(out: Path) -> Path:
+    """OUT's own paper_results.csv, else the one of the leaderboards directory, so a
+    build into another folder gives the same tables as the committed ones."""
+    own = out / PAPER_RESULTS
+    return own if own.is_file() else Path(LEADERBOARD_DIR) / PAPER_RESULTS
+
+
 def build(out: Path = Path(LEADERBOARD_DIR), runs_dir: Path = Path(RUNS_DIR),
           dataset: str | None = None, paper_results: Path | None = None,
           run_evaluations: bool = False, attacks: list[str] | None = None,
@@ -141,7 +148,7 @@ def build(out: Path = Path(LEADERBOARD_DIR), runs_dir: Path = Path(RUNS_DIR),
     if run_evaluations and attacks is not None and not attacks:
         raise RobbenchError("--attacks is empty; give the attacks to evaluate with (default pgd100)")
     report = BuildReport()
-    paper_path = Path(paper_results) if paper_results is not None else out / PAPER_RESULTS
+    paper_path = Path(paper_results) if paper_results is not None else default_paper_results(out)
     if paper_results is not None and not paper_path.is_file():
         raise RobbenchError(f"paper results {paper_path} does not exist")
 

@@ -10,7 +10,6 @@ Markdown, plots and page."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,10 +114,9 @@ def verify_leaderboards(leaderboards: Path, runs_dir: Path, report: VerifyReport
     problems = []
     with tempfile.TemporaryDirectory(prefix="robbench-verify-") as tmp:
         fresh = Path(tmp)
-        if (leaderboards / PAPER_RESULTS).is_file():
-            shutil.copy(leaderboards / PAPER_RESULTS, fresh / PAPER_RESULTS)
+        papers = leaderboards / PAPER_RESULTS
         try:
-            build(out=fresh, runs_dir=runs_dir)
+            build(out=fresh, runs_dir=runs_dir, paper_results=papers if papers.is_file() else None)
         except RobbenchError as exc:
             return [f"rebuilding the leaderboards failed: {exc}"]
         mine = {p.name for p in leaderboard_files(leaderboards)}

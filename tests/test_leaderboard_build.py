@@ -218,3 +218,11 @@ def test_unknown_dataset_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown dataset 'cifar11'" in err[0]
 
+
+
+def test_a_build_into_another_folder_reproduces_the_committed_leaderboards(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)  # the paper results default to leaderboards/paper_results.csv
+    report = build(out=tmp_path, runs_dir=REPO_ROOT / "runs")
+    assert not report.warnings
+    for path in [*report.written, *report.rendered]:
+        assert path.read_bytes() == (REPO_ROOT / "leaderboards" / path.name).read_bytes(), path.name
