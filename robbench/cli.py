@@ -317,7 +317,8 @@ def _float_list(ctx, param, value: str | None) -> list[float] | None:
 @click.option("--model", "model_ids", default="", callback=_csv_list,
               help="Zoo model id; curve takes several (a,b,...).")
 @click.option("--what", required=True, type=click.Choice(
-    ["radius", "match-rate", "cosine", "weight-corr", "feature-dist", "confusion", "curve"]),
+    ["radius", "match-rate", "cosine", "weight-corr", "feature-dist", "confusion", "curve",
+     "kmeans-head"]),
     help="Which analysis (METHODS §4).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the plot to FILE.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
@@ -337,17 +338,21 @@ def _float_list(ctx, param, value: str | None) -> list[float] | None:
 @click.option("--restarts", type=int, default=None, help="Override the attacks' restarts.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--runs-dir", type=click.Path(), default=RUNS_DIR, show_default=True,
+              help="kmeans-head: where its record is kept (the leaderboards' findings read it).")
 def analyze_command(model_ids, what, plot, as_json, checkpoint, n_examples, data_root, eps, synthetic,
-                    epochs, lipschitz, steps, restarts, seed, device) -> None:
+                    epochs, lipschitz, steps, restarts, seed, device, runs_dir) -> None:
     """Certified radius, feature clustering, linearised-network and robustness-curve analyses."""
     from robbench.analysis import run_analysis
     from robbench.analysis.common import AnalysisOptions, check_plot_path
-    from robbench.paths import check_data_root, check_input_file, check_output_file
+    from robbench.paths import check_data_root, check_input_file, check_output_dir, check_output_file
 
     check_plot_path(plot)
     if plot is not None:
         check_output_file(plot, "--plot")
     check_data_root(data_root)
+    if what == "kmeans-head":
+        check_output_dir(runs_dir, "--runs-dir")
     if checkpoint is not None:
         if synthetic:
             raise RobbenchError("--checkpoint goes with --model, not --synthetic")
@@ -359,7 +364,7 @@ def analyze_command(model_ids, what, plot, as_json, checkpoint, n_examples, data
             raise RobbenchError(f"{name} must be positive, got {value}")
     options = AnalysisOptions(n_examples=n_examples, data_root=data_root, eps=eps, seed=seed,
                               device=device, plot=Path(plot) if plot else None, steps=steps,
-                              restarts=restarts, checkpoint=checkpoint)
+                              restarts=restarts, checkpoint=checkpoint, runs_dir=Path(runs_dir))
     if synthetic:
         if what != "radius" or model_ids:
             raise RobbenchError("--synthetic goes with --what radius and no --model")

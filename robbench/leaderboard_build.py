@@ -19,8 +19,10 @@ from typing import Any, Callable
 import pandas as pd
 
 from model_zoo.zoo import MODELS
+from robbench.analysis.records import ANALYSES_DIR
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.errors import RobbenchError
+from robbench.findings import findings
 from robbench.evaluate import EvalRequest, evaluate, resolve_attacks
 from robbench.leaderboard import IDENTITY, default_path, format_table, parse_name, read_table
 from robbench.io import write_text_if_changed
@@ -52,7 +54,7 @@ def run_dirs(runs_dir: Path) -> list[Path]:
     file. One without meta.json is a damaged run, not an empty one."""
     found = []
     for path in sorted(Path(runs_dir).glob("*/*/*")):
-        if not path.is_dir() or not has_files(path):
+        if not path.is_dir() or path.name == ANALYSES_DIR or not has_files(path):
             continue
         if not (path / META).is_file():
             raise RecordError(f"{path}: {META} is missing; its records cannot be attributed")
@@ -186,7 +188,7 @@ def build(out: Path = Path(LEADERBOARD_DIR), runs_dir: Path = Path(RUNS_DIR),
             report.removed.append(path)
         else:
             report.stale.append(path)
-    report.rendered, removed = render(out)
+    report.rendered, removed = render(out, findings(out, runs_dir, paper_path))
     report.removed += removed
     return report
 

@@ -16,6 +16,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from robbench.config import THREAT_DEFAULTS
+from robbench.findings import Finding
+from robbench.findings_render import (FINDINGS, FINDINGS_STYLE, render_findings_html,
+                                      render_findings_markdown)
 from robbench.io import write_text_if_changed
 from robbench.leaderboard import LEADING, TRAILING, is_missing, parse_name, read_table
 from robbench.leaderboard_papers import PAPER_DATASETS, is_metric, protocol_eps
@@ -129,9 +132,9 @@ def plot_group(rows: list[dict[str, Any]], dataset: str, norm: str) -> str | Non
     return buf.getvalue()
 
 
-def render(out: Path) -> tuple[list[Path], list[Path]]:
-    """Markdown per leaderboard CSV in `out`, one plot per dataset and norm, and
-    index.html; Markdown and plots whose CSV is gone are removed. (written, removed)"""
+def render(out: Path, findings: list[Finding] | None = None) -> tuple[list[Path], list[Path]]:
+    """Markdown per leaderboard CSV in `out`, one plot per dataset and norm, findings.md
+    and index.html; Markdown and plots whose CSV is gone are removed. (written, removed)"""
     files = leaderboard_files(out)
     tables = {p: read_table(p) for p in files}
     groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
@@ -154,8 +157,13 @@ def render(out: Path) -> tuple[list[Path], list[Path]]:
         md = path.with_suffix(".md")
         write_text_if_changed(md, render_markdown(path, tables[path], plots.get((dataset, norm))))
         written.append(md)
+    section = ""
+    if findings:
+        write_text_if_changed(out / FINDINGS, render_findings_markdown(findings))
+        written.append(out / FINDINGS)
+        section = render_findings_html(findings)
     page = out / PAGE
-    write_text_if_changed(page, render_html(groups, tables, plots))
+    write_text_if_changed(page, render_html(groups, tables, plots, section))
     written.append(page)
 
     keep, removed = set(written), []
@@ -271,7 +279,7 @@ def render_table(path: Path, table: pd.DataFrame) -> str:
 
 
 def render_html(groups: dict[tuple[str, str], list[Path]], tables: dict[Path, pd.DataFrame],
-                plots: dict[tuple[str, str], Path]) -> str:
+                plots: dict[tuple[str, str], Path], findings_section: str = "") -> str:
     esc = html.escape
     sections, nav = [], []
     for (dataset, norm), paths in sorted(groups.items()):
@@ -298,7 +306,7 @@ def render_html(groups: dict[tuple[str, str], list[Path]], tables: dict[Path, pd
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>robbench leaderboards</title>
-<style>{STYLE}</style>
+<style>{STYLE}{FINDINGS_STYLE if findings_section else ""}</style>
 </head>
 <body>
 <h1>robbench leaderboards</h1>
@@ -308,8 +316,9 @@ correctly and every attack on record fails on it; rows are sorted by it. Click a
 header to sort by that column. <span class="marker">⚠</span> marks an unreliable row (the
 reason is in its <i>unreliable</i> column); <i>italic</i> rows are numbers reported by papers
 (source = paper), the others were measured by robbench.</p>
-<nav>{' '.join(nav)}</nav>
+<nav>{' '.join(nav)}{' <a href="#findings">findings</a>' if findings_section else ""}</nav>
 {chr(10).join(sections)}
+{findings_section}
 <script>{SCRIPT}</script>
 </body>
 </html>

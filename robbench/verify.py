@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from robbench.analysis.records import ANALYSES_DIR, all_record_paths, load_record
 from robbench.errors import RobbenchError
 from robbench.leaderboard import IDENTITY, is_missing, read_table
 from robbench.leaderboard_build import build
@@ -22,7 +23,7 @@ from robbench.leaderboard_render import leaderboard_files
 from robbench.records import RecordError
 from robbench.results import ATTACKS_DIR, CLEAN, DIAGNOSTICS, LOCK, META, RunStore, has_files, run_dir
 
-RENDERED = ("*.md", "*.svg", "index.html")
+RENDERED = ("*.md", "*.svg", "index.html")  # findings.md among the Markdown
 
 
 @dataclass
@@ -39,11 +40,12 @@ def verify(runs_dir: Path, leaderboards: Path | None) -> VerifyReport:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RobbenchError(f"--runs-dir {runs_dir} is not a directory")
-    for path in sorted(p for p in runs_dir.glob("*/*/*") if p.is_dir()):
+    for path in sorted(p for p in runs_dir.glob("*/*/*") if p.is_dir() and p.name != ANALYSES_DIR):
         if not has_files(path):
             continue  # a run whose first write was killed: nothing to attribute
         report.runs += 1
         report.problems += verify_run(path, runs_dir, report)
+    report.problems += verify_analyses(runs_dir, report)
     for stray in sorted(runs_dir.rglob("*.tmp")):
         report.notes.append(f"{stray}: a temporary file left by a killed write (not a record; "
                             f"the next eval of its run removes it)")
@@ -84,6 +86,24 @@ def verify_run(root: Path, runs_dir: Path, report: VerifyReport) -> list[str]:
             problems.append(str(exc))
     if not problems:
         problems += consistency(root, loaded, meta["attacks"])
+    return problems
+
+
+def verify_analyses(runs_dir: Path, report: VerifyReport) -> list[str]:
+    """Analysis records (robbench.analysis.records): hash, schema, and stored where
+    their content says; anything else in an analyses/ folder is a stray file."""
+    problems = []
+    for path in all_record_paths(runs_dir):
+        if path.suffix == ".tmp" or path.name == LOCK:
+            continue
+        if path.suffix != ".json":
+            problems.append(f"{path}: not an analysis record")
+            continue
+        try:
+            load_record(path)
+            report.records += 1
+        except RecordError as exc:
+            problems.append(str(exc))
     return problems
 
 

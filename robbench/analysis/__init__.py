@@ -13,6 +13,7 @@ ANALYSES: dict[str, str] = {
     "feature-dist": "robbench.analysis.feature_dist",  # feature distance matrix F (§4.3)
     "confusion": "robbench.analysis.confusion",  # attack confusion matrix M (§4.3)
     "curve": "robbench.analysis.curve",  # robust accuracy vs eps, PGD-20, several models
+    "kmeans-head": "robbench.analysis.kmeans_head",  # k-means head on the features (ClusTR app. B.1)
 }
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from robbench.attacks import ATTACKS, Attack, AttackResult
+from robbench.config import RUNS_DIR
 from robbench.errors import RobbenchError
 
 DEFAULT_N = 100  # test points per analysis unless --n-examples says otherwise
@@ -29,6 +30,7 @@ class AnalysisOptions:
     steps: int | None = None  # override the attacks' steps (quick runs, tests)
     restarts: int | None = None  # override the attacks' restarts
     checkpoint: str | None = None  # another checkpoint for the (single) model; None: the zoo's
+    runs_dir: Path = Path(RUNS_DIR)  # where analyses that feed the findings keep their record
 
 
 @dataclass
