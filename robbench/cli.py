@@ -80,10 +80,13 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 @click.option("--recompute", default="", callback=_csv_list,
               help="Attacks whose rows on record were computed with other parameters: replace "
                    "them (without it such rows are an error, never dropped silently).")
+@click.option("--cascade", is_flag=True,
+              help="Worst case only: each attack runs on the samples every earlier one left "
+                   "robust, cheapest first (one column, the cascade's; no per-attack columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
                  data_root, download, runs_dir, leaderboard, backend, shards, address,
-                 recompute, as_json) -> None:
+                 recompute, cascade, as_json) -> None:
     """Measure clean and robust accuracy of a model under a set of attacks."""
     from robbench.evaluate import EvalRequest, evaluate
 
@@ -92,7 +95,7 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
         batch_size=batch_size, seed=seed, device=device, checkpoint=checkpoint,
         data_root=data_root, download=download, runs_dir=Path(runs_dir),
         leaderboard=Path(leaderboard) if leaderboard else None,
-        backend=backend, shards=shards, address=address, recompute=recompute,
+        backend=backend, shards=shards, address=address, recompute=recompute, cascade=cascade,
     ))
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -19,6 +19,7 @@ import robbench
 from model_zoo.zoo import MODELS, load_model
 from robbench.attacks import ATTACKS, Attack, AttackResult
 from robbench.attacks.base import run_in_batches
+from robbench.attacks.cascade import cascade_of
 from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS,
                              THREAT_DEFAULTS)
 from robbench.datasets import DATASETS, load_split
@@ -49,6 +50,7 @@ class EvalRequest:
     shards: int = 1  # Ray tasks per attack
     address: str | None = None  # a running Ray cluster; None starts a local one
     recompute: list[str] = field(default_factory=list)  # attacks whose rows may be replaced
+    cascade: bool = False  # one attack: `attacks` as a cascade (robbench.attacks.cascade)
 
 
 def resolve_attacks(ids: list[str]) -> tuple[list[Attack], str]:
@@ -86,6 +88,8 @@ def resolve_device(name: str) -> torch.device:
 def evaluate(req: EvalRequest) -> dict[str, Any]:
     started = time.perf_counter()
     attacks, norm = resolve_attacks(req.attacks)
+    if req.cascade:
+        attacks = [cascade_of(req.attacks)]
     unknown = sorted(set(req.recompute) - {a.id for a in attacks})
     if unknown:
         raise RobbenchError(f"--recompute {','.join(unknown)}: not among --attacks")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from robbench.attacks.base import ATTACKS, Attack, AttackResult, register_attack
+from robbench.attacks.cascade import run_cascade
 from robbench.attacks.losses import LOSSES
 from robbench.attacks.pgd import PGD
 from robbench.defenses import DefenseModel
@@ -170,28 +171,8 @@ class AdaptiveSuite(Attack):
         for attack in attacks:  # fail before spending compute
             if isinstance(attack, AdaptivePGD):
                 attack.check(model)
-        n = len(y)
-        x_adv, norm = x.clone(), torch.zeros(n)
-        success = torch.zeros(n, dtype=torch.bool)
-        n_forward = torch.zeros(n, dtype=torch.int64)
-        n_backward = torch.zeros(n, dtype=torch.int64)
-        flags: list[str] = []
-        live = torch.arange(n)
-        for attack in attacks:
-            if len(live) == 0:
-                flags.append(f"adaptive:{attack.id}:0")
-                continue
-            r = attack.run(model, x[live], y[live], eps=eps, sample_ids=sample_ids[live], seed=seed)
-            # live samples have no success yet: take this attack's point (the last one if none)
-            x_adv[live] = r.x_adv.to(x_adv.dtype)
-            norm[live] = r.norm.float()
-            success[live] = r.success
-            n_forward[live] += r.n_forward
-            n_backward[live] += r.n_backward
-            flags += r.flags + [f"adaptive:{attack.id}:{int(r.success.sum())}"]
-            live = live[~r.success]
-        return AttackResult(x_adv=x_adv, success=success, norm=norm, n_forward=n_forward,
-                            n_backward=n_backward, flags=sorted(set(flags)))
+        return run_cascade(attacks, model, x, y, eps=eps, sample_ids=sample_ids, seed=seed,
+                           label="adaptive")
 
 
 register_attack(AdaptiveSuite(id="adaptive", norm="Linf"))
