@@ -46,6 +46,11 @@ def synthetic_board(out: Path) -> Path:
     write_table(out / "digits-Linf-eps0.1.csv", pd.DataFrame([
         {**common, **r, "eps": 0.1, "worst_case_acc": min(100.0, r["worst_case_acc"] + 30)}
         for r in ROWS]))
+    paper = {**common, "model": "paper:clustr:clustr", "defense": "clustr", "dataset": "cifar10",
+             "architecture": "resnet18", "eps": 8 / 255, "clean_acc": 87.34, "pgd20": 49.04,
+             "worst_case_acc": 49.04, "source": "paper", "n_examples": None, "seed": None,
+             "checkpoint_sha256": None, "unreliable": "paper: per-sample worst case unavailable"}
+    write_table(out / "cifar10-Linf.csv", pd.DataFrame([paper]))
     render(out)
     return out / "index.html"
 
@@ -104,6 +109,43 @@ def test_page_sorts_marks_unreliable_rows_and_shows_the_plot(tmp_path, driver):
     plot = driver.find_element("css selector", "section#digits-Linf figure img")
     assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", plot) > 0
 
+
+
+def test_measured_leaderboards_come_before_the_papers_own_numbers(tmp_path, driver):
+    driver.get(synthetic_board(tmp_path / "leaderboards").as_uri())
+    headings = [h.text for h in driver.find_elements("css selector", "main h2")]
+    assert headings[0].startswith("digits")
+    papers = driver.find_element("id", "papers")
+    assert "not measured here" in papers.find_element("css selector", "h2").text
+    assert papers.find_elements("css selector", "table#table-cifar10-Linf tr.paper")
+    assert not driver.find_elements("css selector", "section#digits-Linf tr.paper")
+
+
+def test_provenance_columns_are_hidden_until_asked_for(tmp_path, driver):
+    driver.get(synthetic_board(tmp_path / "leaderboards").as_uri())
+    table = driver.find_element("id", "table-digits-Linf")
+    sha = table.find_element("css selector", 'th[data-col="checkpoint_sha256"]')
+    worst = table.find_element("css selector", 'th[data-col="worst_case_acc"]')
+    assert not sha.is_displayed() and worst.is_displayed()
+    driver.find_element("css selector", 'label[for="show-provenance"]').click()
+    assert sha.is_displayed()
+
+
+def test_unreliable_reason_shows_on_hover_over_the_model(tmp_path, driver):
+    driver.get(synthetic_board(tmp_path / "leaderboards").as_uri())
+    cell = driver.find_element("css selector", "#table-digits-Linf tr.unreliable td")
+    assert cell.get_attribute("title") == "unreliable: more iterations raised accuracy"
+
+
+def test_committed_page_opens_on_measured_results_with_the_worst_case_on_screen(driver, tmp_path):
+    from tests.conftest import REPO_ROOT
+
+    driver.get((REPO_ROOT / "leaderboards" / "index.html").as_uri())
+    first = driver.find_element("css selector", "main h2")
+    assert first.text.split(" ")[0] in ("digits", "mnist-t10k")
+    worst = driver.find_element("css selector", 'main table th[data-col="worst_case_acc"]')
+    right = driver.execute_script("return arguments[0].getBoundingClientRect().right", worst)
+    assert right <= driver.execute_script("return window.innerWidth")
     driver.execute_script("window.scrollTo(0, 0)")
     shot = tmp_path / "leaderboard-page.png"
     assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 0
