@@ -15,7 +15,7 @@ from robbench.attacks.l2_suite import L2Suite
 from robbench.diagnostics import success_mismatch
 
 EPS = 1.0  # digits' protocol L2 ε
-TINY = dict(apgd_steps=10, apgd_targets=1, ddn_steps=10, long_steps=20, fmn_steps=10,
+TINY = dict(apgd_steps=10, apgd_targets=1, targeted_steps=10, ddn_steps=10, long_steps=20, fmn_steps=10,
             cw_binary_search_steps=2, cw_steps=10)
 ALL_STAGES = ("apgd-ce", "ddn", "apgd-warm", "apgd-dlr", "apgd-t", "ddn-long", "fmn", "cw")
 
