@@ -1,0 +1,168 @@
+"""Does `l2-suite` find every break of C&W 9x1000 + DDN, and at what cost?
+`python -m benchmarks.l2_suite --json` (writes benchmarks/results-l2-suite.json).
+
+For every mnist-t10k zoo model (or --models), on the first n of the samples of its
+committed L2 run (runs/, protocol ε, seed 0; C&W and DDN records read through
+RunStore), l2-suite attacks the test points directly (nothing is written to runs/
+or leaderboards/) and is compared per sample with the committed records:
+
+cost_ratio        new forward+backward passes / the committed cw + ddn passes, summed
+                  over the same n samples
+seconds_ratio     new seconds / the committed cw + ddn seconds for those n samples: a
+                  record holds one total (`seconds`, over the samples it attacked), so
+                  each record's total is scaled by its passes on the n samples over its
+                  passes on all; compare only where `device` and `reference_device`
+                  (from the records' versions; "unrecorded" in older ones) agree
+missed            samples the committed cw or ddn break within ε (success True) that
+                  l2-suite leaves robust: must be 0
+worst_case_acc    % of the n samples l2-suite leaves robust (clean misclassification
+                  counts as broken); reference_worst_case_acc: likewise for cw + ddn
+
+Extra keys: eps, seconds, reference_seconds, device, reference_device,
+broke_by_stage (samples each stage broke), missed_indices, attack_params.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model_zoo.zoo import MODELS, load_model
+from robbench.attacks import ATTACKS
+from robbench.attacks.l2_suite import L2Suite
+from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR,
+                             THREAT_DEFAULTS)
+from robbench.datasets import load_split
+from robbench.results import RunStore, run_dir
+
+DATASET = "mnist-t10k"
+REFERENCE = ("cw", "ddn")
+DEFAULT_OUT = Path("benchmarks/results-l2-suite.json")
+
+
+def zoo_models(dataset: str) -> list[str]:
+    return [m for m, entry in MODELS.items() if entry.dataset == dataset and entry.checkpoint_path]
+
+
+def reference_device(meta: dict[str, Any]) -> str:
+    devices = sorted({v.get("device") or "unrecorded" for v in meta["versions"]})
+    return ",".join(devices) or "unrecorded"
+
+
+def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str, batch_size: int,
+            data_root: str | None, runs: Path) -> dict[str, Any]:
+    """One model's row (see the module docstring)."""
+    entry = MODELS.get(model_id)
+    eps = THREAT_DEFAULTS[entry.dataset].eps("L2")
+    loaded = load_model(model_id, device=device)
+    model = loaded.model.eval()
+    store = RunStore(run_dir(runs, model_id, loaded.sha256, "L2", eps, DEFAULT_SEED))
+    records = {a: store.load_attack(a) for a in REFERENCE}
+    missing = [a for a, r in records.items() if r is None]
+    if missing:
+        raise SystemExit(f"{model_id}: no committed {', '.join(missing)} record under {store.root}")
+    frames = {a: r[0].set_index("index").sort_index() for a, r in records.items()}
+    n_ref = min(len(f) for f in frames.values())
+    n = n_ref if n_examples is None else min(n_examples, n_ref)
+    for a, frame in frames.items():
+        if not set(range(n)) <= set(frame.index):
+            raise SystemExit(f"{model_id}: the committed {a} record does not cover samples 0..{n - 1}")
+    rows = {a: f.loc[range(n)] for a, f in frames.items()}
+    clean = store.load_clean().set_index("index").loc[range(n)]
+
+    test = load_split(entry.dataset, "test", data_root)
+    x, y = test.x[:n], test.y[:n]
+    if not torch.equal(y, torch.tensor(clean["label"].to_numpy())):
+        raise SystemExit(f"{model_id}: test labels differ from the run's clean record")
+    started = time.perf_counter()
+    results = [attack.run_detailed(model, xb.to(device), yb.to(device), eps=eps, sample_ids=ids,
+                                   seed=DEFAULT_SEED)
+               for ids, xb, yb in batches(x, y, batch_size)]
+    seconds = time.perf_counter() - started
+    success = torch.cat([r.success for r, _ in results]).numpy()
+    passes = int(sum(int((r.n_forward + r.n_backward).sum()) for r, _ in results))
+    stage = torch.cat([d.stage for _, d in results])
+    names = results[0][1].stages if results else ()
+    broke = {name: int((stage == i).sum()) for i, name in enumerate(names)}
+
+    ref_success = np.zeros(n, dtype=bool)
+    ref_passes, ref_seconds = 0, 0.0
+    for a, frame in frames.items():
+        here = rows[a]
+        ref_success |= here["success"].to_numpy(dtype=bool)
+        p_here = int((here["n_forward"] + here["n_backward"]).sum())
+        p_all = int((frame["n_forward"] + frame["n_backward"]).sum())
+        ref_passes += p_here
+        ref_seconds += records[a][1]["seconds"] * (p_here / p_all if p_all else 0.0)
+    missed = np.flatnonzero(ref_success & ~success)
+    return {
+        "model": model_id, "n": n,
+        "cost_ratio": round(passes / ref_passes, 4) if ref_passes else None,
+        "seconds_ratio": round(seconds / ref_seconds, 4) if ref_seconds else None,
+        "missed": int(len(missed)),
+        "worst_case_acc": round(100.0 * float((~success).mean()), 2),
+        "reference_worst_case_acc": round(100.0 * float((~ref_success).mean()), 2),
+        "eps": eps, "seconds": round(seconds, 1), "reference_seconds": round(ref_seconds, 1),
+        "device": device_name(device),
+        "reference_device": ",".join(sorted({reference_device(r[1]) for r in records.values()})),
+        "broke_by_stage": broke, "missed_indices": missed.tolist(),
+        "attack_params": attack.params(),
+    }
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, size: int):
+    for start in range(0, len(y), size):
+        rows = slice(start, start + size)
+        yield torch.arange(len(y))[rows], x[rows], y[rows]
+
+
+def device_name(device: str) -> str:
+    dev = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=None, help=f"comma-separated (default: every {DATASET} zoo model)")
+    parser.add_argument("--n-examples", type=int, default=None, help="default: the committed run's n")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--runs-dir", default=RUNS_DIR)
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    out = Path(args.out).resolve()
+    for guarded in (RUNS_DIR, LEADERBOARD_DIR):
+        if out.is_relative_to(Path(guarded).resolve()):
+            raise SystemExit(f"--out {args.out}: never write into {guarded}/")
+    attack = ATTACKS.get("l2-suite")
+    assert isinstance(attack, L2Suite)
+    models = args.models.split(",") if args.models else zoo_models(DATASET)
+    results = []
+    for model_id in models:
+        row = compare(model_id, attack, args.n_examples, args.device, args.batch_size,
+                      args.data_root, Path(args.runs_dir))
+        results.append(row)
+        print(f"{model_id}: n={row['n']} missed={row['missed']} cost_ratio={row['cost_ratio']} "
+              f"seconds_ratio={row['seconds_ratio']} ({row['seconds']}s on {row['device']} vs "
+              f"{row['reference_seconds']}s on {row['reference_device']}) worst_case_acc="
+              f"{row['worst_case_acc']} reference={row['reference_worst_case_acc']} "
+              f"broke={row['broke_by_stage']}", file=sys.stderr, flush=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    bad = [r["model"] for r in results if r["missed"]]
+    print(f"missed by l2-suite: {', '.join(bad) if bad else 'none'}", file=sys.stderr)
+    raise SystemExit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

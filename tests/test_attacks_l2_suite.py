@@ -1,0 +1,116 @@
+"""l2-suite: never a false success, successes within ε, later stages only on survivors,
+at least C&W's breaks within ε on small digits models, and batching does not matter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from model_zoo.zoo import load_model
+from robbench.attacks import ATTACKS
+from robbench.attacks.base import run_in_batches
+from robbench.attacks.l2_suite import L2Suite
+from robbench.diagnostics import success_mismatch
+
+EPS = 1.0  # digits' protocol L2 ε
+TINY = dict(apgd_steps=10, apgd_targets=1, targeted_steps=10, ddn_steps=10, long_steps=20, fmn_steps=10,
+            cw_binary_search_steps=2, cw_steps=10)
+ALL_STAGES = ("apgd-ce", "ddn", "apgd-warm", "apgd-dlr", "apgd-t", "ddn-long", "fmn", "cw")
+
+
+def suite(**kw) -> L2Suite:
+    return dataclasses.replace(ATTACKS.get("l2-suite"), **{**TINY, **kw})
+
+
+def run(attack, model, x, y, eps=EPS):
+    return attack.run_detailed(model, x, y, eps=eps, sample_ids=torch.arange(len(y)), seed=0)
+
+
+@pytest.fixture(scope="module")
+def batch(digits_test):
+    """24 test digits, the last relabelled so that it is misclassified on the clean input."""
+    x, y = digits_test.x[:24].clone(), digits_test.y[:24].clone()
+    y[-1] = (y[-1] + 1) % 10
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def at_digits():
+    return load_model("at-digits").model.eval()
+
+
+def test_registered_as_an_l2_attack_with_valid_stages():
+    attack = ATTACKS.get("l2-suite")
+    assert isinstance(attack, L2Suite) and attack.norm == "L2"
+    with pytest.raises(ValueError):
+        dataclasses.replace(attack, stages=("apgd-ce", "bogus"))
+    with pytest.raises(ValueError):
+        dataclasses.replace(attack, stages=("ddn", "ddn"))
+
+
+@pytest.mark.parametrize("eps", [0.3, EPS])
+def test_success_only_on_misclassified_points_within_eps(one_thread, nominal_digits, batch, eps):
+    x, y = batch
+    result, detail = run(suite(stages=ALL_STAGES), nominal_digits, x, y, eps)
+    with torch.no_grad():
+        wrong = nominal_digits(result.x_adv).argmax(dim=1) != y
+    size = (result.x_adv - x).flatten(1).norm(dim=1)
+    assert result.success.any() and not result.success.all()
+    assert (wrong[result.success]).all()
+    assert (size[result.success] <= eps).all() and (result.norm[result.success] <= eps).all()
+    assert torch.allclose(size[torch.isfinite(result.norm)], result.norm[torch.isfinite(result.norm)])
+    assert result.x_adv.min() >= 0 and result.x_adv.max() <= 1
+    assert not success_mismatch(nominal_digits, x, y, result, eps, "L2", minimum_norm=True).any()
+    # the clean-misclassified sample: broken by no stage, norm 0, one forward pass
+    assert result.success[-1] and result.norm[-1] == 0 and detail.stage[-1] == 0
+    assert result.n_forward[-1] == 1 and result.n_backward[-1] == 0
+    assert (detail.stage >= 0).eq(result.success).all()
+    assert sum(detail.broke().values()) == int(result.success.sum())
+    assert all(f.startswith(("l2-suite:broke:", "aa:")) for f in result.flags)
+
+
+def test_later_stages_run_only_on_survivors(one_thread, nominal_digits, batch):
+    x, y = batch
+    first, _ = run(suite(stages=("apgd-ce",)), nominal_digits, x, y, 0.3)
+    both, detail = run(suite(stages=("apgd-ce", "ddn", "apgd-dlr")), nominal_digits, x, y, 0.3)
+    early = first.success
+    assert early.any() and (~early).any()
+    assert torch.equal(both.n_forward[early], first.n_forward[early])  # stopped growing
+    assert torch.equal(both.n_backward[early], first.n_backward[early])
+    assert (both.n_forward[~early] > first.n_forward[~early]).all()
+    assert torch.equal(both.success[early], early[early]) and (detail.stage[early] <= 1).all()
+    # every sample all stages ran on paid the same gradient passes (stage totals split
+    # exactly); forward counts differ only by the suite's own pulled-back checks (<= 1 per stage)
+    robust = ~both.success
+    assert len(set(both.n_backward[robust].tolist())) == 1
+    assert both.n_forward[robust].max() - both.n_forward[robust].min() <= 3
+
+
+@pytest.mark.parametrize("model_id", ["nominal-digits", "at-digits"])
+def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test, model_id):
+    model = load_model(model_id).model.eval()
+    x, y = digits_test.x[:40], digits_test.y[:40]
+    cw = dataclasses.replace(ATTACKS.get("cw"), binary_search_steps=5, steps=100)
+    reference = cw.run(model, x, y, eps=EPS, sample_ids=torch.arange(40), seed=0)
+    result, _ = ATTACKS.get("l2-suite").run_detailed(model, x, y, eps=EPS,
+                                                     sample_ids=torch.arange(40), seed=0)
+    assert reference.success.any()
+    assert not (reference.success & ~result.success).any()
+
+
+def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
+    x, y = batch
+    attack = suite(stages=("apgd-ce", "apgd-warm", "apgd-t", "fmn", "cw"))
+
+    def whole(size):
+        parts = list(run_in_batches(attack, at_digits, x, y, torch.arange(len(y)), eps=0.6, seed=0,
+                                    batch_size=size, device="cpu"))
+        return [torch.cat([getattr(r, f) for _, r, _ in parts])
+                for f in ("success", "norm", "n_forward", "n_backward")]
+
+    (s1, n1, f1, b1), (s2, n2, f2, b2) = whole(len(y)), whole(5)
+    assert torch.equal(s1, s2) and torch.equal(f1, f2) and torch.equal(b1, b2)
+    finite = torch.isfinite(n1)
+    assert torch.equal(finite, torch.isfinite(n2)) and torch.allclose(n1[finite], n2[finite], atol=1e-4)
