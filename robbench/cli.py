@@ -61,7 +61,11 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 
 
 @cli.command("eval")
-@click.option("--model", "model_id", required=True, help="Zoo model id (see `robbench models`).")
+@click.option("--model", "model_id", required=True,
+              help="Zoo model id (see `robbench models`), or a third-party nn.Module factory: "
+                   "PKG.MODULE:FACTORY or path/file.py:FACTORY (with --dataset).")
+@click.option("--dataset", default=None,
+              help="Dataset id; required for a third-party --model (default: the zoo model's).")
 @click.option("--attacks", required=True, callback=_csv_list, help="Comma-separated attack ids.")
 @click.option("--n-examples", type=int, default=None, help="First N test images (default: all).")
 @click.option("--eps", type=float, default=None, help="Budget (default: METHODS §1 for the dataset).")
@@ -71,8 +75,11 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 @click.option("--checkpoint", type=click.Path(), default=None, help="Use this checkpoint file.")
 @click.option("--data-root", type=click.Path(), default=None, help="Dataset root ($ROBBENCH_DATA).")
 @click.option("--download", is_flag=True, help="Download a missing torchvision dataset.")
-@click.option("--runs-dir", type=click.Path(), default=RUNS_DIR, show_default=True)
-@click.option("--leaderboard", type=click.Path(), default=None, help="Leaderboard CSV to update.")
+@click.option("--runs-dir", type=click.Path(), default=None,
+              help=f"Results store (default: {RUNS_DIR}; runs-external for a third-party model).")
+@click.option("--leaderboard", type=click.Path(), default=None,
+              help="Leaderboard CSV to update (default: leaderboards/<dataset>-<norm>.csv; "
+                   "leaderboards-external/... for a third-party model).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: shard each attack's samples over Ray tasks (pip install -e .[ray]).")
 @click.option("--shards", type=int, default=2, show_default=True, help="Ray tasks per attack.")
@@ -81,7 +88,7 @@ def _csv_list(ctx, param, value: str) -> list[str]:
               help="Attacks whose rows on record were computed with other parameters: replace "
                    "them (without it such rows are an error, never dropped silently).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
+def eval_command(model_id, dataset, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
                  data_root, download, runs_dir, leaderboard, backend, shards, address,
                  recompute, as_json) -> None:
     """Measure clean and robust accuracy of a model under a set of attacks."""
@@ -90,9 +97,9 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
     summary = evaluate(EvalRequest(
         model_id=model_id, attacks=attacks, n_examples=n_examples, eps=eps,
         batch_size=batch_size, seed=seed, device=device, checkpoint=checkpoint,
-        data_root=data_root, download=download, runs_dir=Path(runs_dir),
+        data_root=data_root, download=download, runs_dir=Path(runs_dir) if runs_dir else None,
         leaderboard=Path(leaderboard) if leaderboard else None,
-        backend=backend, shards=shards, address=address, recompute=recompute,
+        backend=backend, shards=shards, address=address, recompute=recompute, dataset=dataset,
     ))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -107,6 +114,11 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
                f"checkpoint {summary['checkpoint_sha256'][:12]}")
     click.echo(tabulate(rows, headers=["", "accuracy %", "successes", "seconds"]))
     click.echo(f"per-sample results: {summary['run_dir']}\nleaderboard: {summary['leaderboard']}")
+    for note in summary.get("notes", []):
+        click.echo(f"note: {note}")
+    for flag in summary.get("unreliable", []):
+        if flag["check"] == "adaptive-fallback":
+            click.echo(f"unreliable: {flag['reason']}")
     if summary["leaderboard_n_examples"] > summary["n_examples"]:
         click.echo(f"note: the leaderboard row of {summary['leaderboard_model']} keeps the larger "
                    f"run on record (n={summary['leaderboard_n_examples']}); the numbers above are "

@@ -4,3 +4,7 @@ from robbench.attacks.base import ATTACKS, Attack, AttackResult, register_attack
 from robbench.attacks import adaptive, autoattack, minimum_norm, pgd, targeted, transfer  # noqa: F401  (registers)
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "register_attack"]
+
+from robbench._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "attacks")  # robbench.attacks() lists the attacks (Python API)
