@@ -132,7 +132,12 @@ def eval_command(model_id, dataset, attacks, n_examples, eps, batch_size, seed, 
               help="Write the checkpoint here instead of the zoo (manifest left untouched).")
 @click.option("--data-root", type=click.Path(), default=None)
 @click.option("--device", default="cpu", show_default=True)
-def train_command(model_id, epochs, output, data_root, device) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe argument (JSON value), e.g. --set warm_epochs=1; "
+                   "with --output only; recorded in the checkpoint.")
+@click.option("--train-subset", type=int, default=None,
+              help="Train on the first N training images only (with --output; recorded).")
+def train_command(model_id, epochs, output, data_root, device, overrides, train_subset) -> None:
     """Train a zoo model with its recipe and seed."""
     from model_zoo.train import train_model
     from robbench.evaluate import resolve_device
@@ -140,7 +145,48 @@ def train_command(model_id, epochs, output, data_root, device) -> None:
     if epochs is not None and epochs <= 0:
         raise RobbenchError(f"--epochs must be positive, got {epochs}")
     train_model(model_id, output=output, epochs=epochs, data_root=data_root,
-                device=str(resolve_device(device)), log=lambda msg: click.echo(msg, err=True))
+                device=str(resolve_device(device)), log=lambda msg: click.echo(msg, err=True),
+                overrides=_parse_overrides(overrides), train_subset=train_subset)
+
+
+def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, object]:
+    """KEY=VALUE pairs, VALUE as JSON (a bare word stays a string)."""
+    found: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RobbenchError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set epochs=1")
+        try:
+            found[key] = json.loads(value)
+        except ValueError:
+            found[key] = value
+    return found
+
+
+@cli.command("import-checkpoint")
+@click.option("--model", "model_id", required=True, help="Zoo model id whose architecture to fill.")
+@click.option("--from", "source", required=True, type=click.Path(),
+              help="PyTorch state dict (.pth), read with torch.load(weights_only=True) only.")
+@click.option("--key-map", type=click.Path(), default=None,
+              help="JSON: select, strip_prefixes, prefix_rules, rename, fill (default: strip module.).")
+@click.option("--out", required=True, type=click.Path(), help="The safetensors checkpoint to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
+def import_checkpoint_command(model_id, source, key_map, out, as_json) -> None:
+    """Convert a reference implementation's state dict into a robbench checkpoint."""
+    from robbench.import_checkpoint import import_checkpoint
+
+    report = import_checkpoint(model_id, source, out, key_map)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(f"wrote {report.out} for {report.model}: {report.mapped} tensors mapped, "
+               f"sha256 {report.sha256}")
+    click.echo(f"source sha256 {report.source_sha256}")
+    for label, keys in (("unmatched source keys (dropped)", report.unmatched),
+                        ("filled", report.filled), ("cast to the model's dtype", report.converted)):
+        if keys:
+            click.echo(f"{label}: {len(keys)}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}")
+    click.echo(f"evaluate: robbench eval --model {report.model} --checkpoint {report.out} ...")
 
 
 @cli.command("models")

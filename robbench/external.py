@@ -65,8 +65,8 @@ def state_dict_sha256(module: nn.Module) -> str:
     when a model has no checkpoint file."""
     digest = hashlib.sha256()
     for key, value in sorted(module.state_dict().items()):
-        tensor = value.detach().cpu().contiguous()
-        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{tensor.dtype}|{tuple(value.shape)}\n".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
