@@ -1,7 +1,7 @@
 """The paper-scale CIFAR-10 path end to end, tiny: a CIFAR-10-layout dataset built from
 digits (benchmarks.fake_cifar), `train --model clustr-cifar10` (ResNet-18) on a short
 budget, a reference-style .pth of its weights brought back by import-checkpoint, and
-eval on both checkpoints giving the same numbers."""
+an eval of the imported checkpoint; the imported weights equal the trained ones."""
 
 import json
 
@@ -25,7 +25,7 @@ def test_fake_cifar_is_read_as_cifar10_through_the_restricted_unpickler(tmp_path
 
 
 def test_clustr_cifar10_trains_imports_and_evaluates_on_the_cifar_layout(tmp_path, capsys):
-    build(tmp_path, source="digits", n_train=40, n_test=8)
+    build(tmp_path, source="digits", n_train=40, n_test=4)
     ckpt = tmp_path / "clustr-cifar10.safetensors"
     assert run(["train", "--model", "clustr-cifar10", "--data-root", str(tmp_path),
                 "--output", str(ckpt), *BUDGET]) == 0
@@ -39,12 +39,10 @@ def test_clustr_cifar10_trains_imports_and_evaluates_on_the_cifar_layout(tmp_pat
                 str(tmp_path / "reference.pth"), "--out", str(imported)]) == 0
     capsys.readouterr()
 
-    numbers = []
-    for checkpoint in (ckpt, imported):
-        assert run(["eval", "--model", "clustr-cifar10", "--checkpoint", str(checkpoint),
-                    "--data-root", str(tmp_path), "--attacks", "fgsm", "--n-examples", "4",
-                    "--runs-dir", str(tmp_path / "runs"), "--leaderboard", str(tmp_path / "b.csv"),
-                    "--json"]) == 0
-        summary = json.loads(capsys.readouterr().out)
-        numbers.append((summary["clean_acc"], summary["attacks"]["fgsm"]["robust_acc"]))
-    assert numbers[0] == numbers[1]
+    assert all(torch.equal(load_file(str(imported))[k], v) for k, v in load_file(str(ckpt)).items())
+    assert run(["eval", "--model", "clustr-cifar10", "--checkpoint", str(imported),
+                "--data-root", str(tmp_path), "--attacks", "fgsm", "--n-examples", "2",
+                "--runs-dir", str(tmp_path / "runs"), "--leaderboard", str(tmp_path / "b.csv"),
+                "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dataset"] == "cifar10" and summary["n_examples"] == 2
