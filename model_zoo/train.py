@@ -23,18 +23,34 @@ from robbench.paths import check_data_root, check_output_file
 
 def train_model(model_id: str, *, output: str | Path | None = None, epochs: int | None = None,
                 data_root: str | None = None, device: str = "cpu",
-                log: Callable[[str], None] = print) -> dict[str, Any]:
+                log: Callable[[str], None] = print, overrides: dict[str, Any] | None = None,
+                train_subset: int | None = None) -> dict[str, Any]:
     """Trains `model_id` with its manifest recipe and seed. Without `output` the zoo
-    checkpoint and the manifest's hash, wall time and versions are updated."""
+    checkpoint and the manifest's hash, wall time and versions are updated.
+    `overrides` replace recipe arguments and `train_subset` keeps the first N training
+    images (short-budget runs, e.g. a paper-scale model on a CPU); both are recorded in
+    the checkpoint's `training` metadata, and neither may touch the zoo's checkpoint."""
     entry = MODELS.get(model_id)
+    if (overrides or train_subset is not None) and output is None:
+        raise RobbenchError("--set and --train-subset change the recipe: pass --output PATH "
+                            "(the zoo checkpoint is only ever trained with the manifest's recipe)")
     path = checkpoint_destination(model_id, output)
     check_data_root(data_root)
     args = dict(entry.recipe_args)
     if epochs is not None:
         args["epochs"] = epochs
+    unknown = sorted(set(overrides or {}) - set(args) - OPTIONAL_RECIPE_ARGS)
+    if unknown:
+        raise RobbenchError(f"--set {', '.join(unknown)}: not an argument of recipe "
+                            f"{entry.recipe!r} (known: {', '.join(sorted(set(args) | OPTIONAL_RECIPE_ARGS))})")
+    args.update(overrides or {})
     torch.manual_seed(entry.seed)
     generator = torch.Generator().manual_seed(entry.seed)
     train, test = load_split(entry.dataset, "train", data_root), load_split(entry.dataset, "test", data_root)
+    if train_subset is not None:
+        if not 0 < train_subset <= len(train):
+            raise RobbenchError(f"--train-subset must be in 1..{len(train)}, got {train_subset}")
+        train = type(train)(train.x[:train_subset], train.y[:train_subset])
     model = build_model(entry)
     model.body.normalize.fit(train.x)
     model.to(device)
@@ -45,13 +61,29 @@ def train_model(model_id: str, *, output: str | Path | None = None, epochs: int 
     seconds = time.perf_counter() - start
     model.eval()
     test_acc = ctx.accuracy(test)
-    sha = save_checkpoint(model.state_dict(), checkpoint_meta(entry, model), path)
+    meta = checkpoint_meta(entry, model)
+    if output is not None:  # zoo checkpoints keep a deterministic header (same weights, same sha256)
+        meta["training"] = {"recipe": entry.recipe, "recipe_args": args, "seed": entry.seed,
+                            "train_images": len(train), "overrides": dict(overrides or {}),
+                            "train_subset": train_subset, "seconds": round(seconds, 1),
+                            "test_acc": round(test_acc, 4), "device": str(device),
+                            "threads": torch.get_num_threads(),
+                            "versions": {"robbench": robbench.__version__,
+                                         "torch": torch.__version__,
+                                         "python": platform.python_version()}}
+    sha = save_checkpoint(model.state_dict(), meta, path)
     if output is None:
         with manifest_lock():
             record_training(model_id, sha, seconds, args, device)
     log(f"saved {path} (sha256 {sha[:16]}…), test acc {test_acc:.4f}, {seconds:.1f}s")
     return {"model": model_id, "checkpoint": str(path), "sha256": sha,
             "test_acc": test_acc, "seconds": seconds}
+
+
+# recipe arguments read with a default (`args.get`), so absent from most manifests
+OPTIONAL_RECIPE_ARGS = {"clusters_per_batch", "samples_per_cluster", "qtrades_lambda",
+                        "qtrades_step_fraction", "eps", "eps_warmup_epochs", "warm_epochs",
+                        "attack_steps"}
 
 
 def checkpoint_destination(model_id: str, output: str | Path | None) -> Path:

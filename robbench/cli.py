@@ -61,7 +61,11 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 
 
 @cli.command("eval")
-@click.option("--model", "model_id", required=True, help="Zoo model id (see `robbench models`).")
+@click.option("--model", "model_id", required=True,
+              help="Zoo model id (see `robbench models`), or a third-party nn.Module factory: "
+                   "PKG.MODULE:FACTORY or path/file.py:FACTORY (with --dataset).")
+@click.option("--dataset", default=None,
+              help="Dataset id; required for a third-party --model (default: the zoo model's).")
 @click.option("--attacks", required=True, callback=_csv_list, help="Comma-separated attack ids.")
 @click.option("--n-examples", type=int, default=None, help="First N test images (default: all).")
 @click.option("--eps", type=float, default=None, help="Budget (default: METHODS §1 for the dataset).")
@@ -71,8 +75,11 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 @click.option("--checkpoint", type=click.Path(), default=None, help="Use this checkpoint file.")
 @click.option("--data-root", type=click.Path(), default=None, help="Dataset root ($ROBBENCH_DATA).")
 @click.option("--download", is_flag=True, help="Download a missing torchvision dataset.")
-@click.option("--runs-dir", type=click.Path(), default=RUNS_DIR, show_default=True)
-@click.option("--leaderboard", type=click.Path(), default=None, help="Leaderboard CSV to update.")
+@click.option("--runs-dir", type=click.Path(), default=None,
+              help=f"Results store (default: {RUNS_DIR}; runs-external for a third-party model).")
+@click.option("--leaderboard", type=click.Path(), default=None,
+              help="Leaderboard CSV to update (default: leaderboards/<dataset>-<norm>.csv; "
+                   "leaderboards-external/... for a third-party model).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: shard each attack's samples over Ray tasks (pip install -e .[ray]).")
 @click.option("--shards", type=int, default=2, show_default=True, help="Ray tasks per attack.")
@@ -84,7 +91,7 @@ def _csv_list(ctx, param, value: str) -> list[str]:
               help="Worst case only: each attack runs on the samples every earlier one left "
                    "robust, cheapest first (one column, the cascade's; no per-attack columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
+def eval_command(model_id, dataset, attacks, n_examples, eps, batch_size, seed, device, checkpoint,
                  data_root, download, runs_dir, leaderboard, backend, shards, address,
                  recompute, cascade, as_json) -> None:
     """Measure clean and robust accuracy of a model under a set of attacks."""
@@ -93,9 +100,10 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
     summary = evaluate(EvalRequest(
         model_id=model_id, attacks=attacks, n_examples=n_examples, eps=eps,
         batch_size=batch_size, seed=seed, device=device, checkpoint=checkpoint,
-        data_root=data_root, download=download, runs_dir=Path(runs_dir),
+        data_root=data_root, download=download, runs_dir=Path(runs_dir) if runs_dir else None,
         leaderboard=Path(leaderboard) if leaderboard else None,
         backend=backend, shards=shards, address=address, recompute=recompute, cascade=cascade,
+        dataset=dataset,
     ))
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -110,6 +118,11 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
                f"checkpoint {summary['checkpoint_sha256'][:12]}")
     click.echo(tabulate(rows, headers=["", "accuracy %", "successes", "seconds"]))
     click.echo(f"per-sample results: {summary['run_dir']}\nleaderboard: {summary['leaderboard']}")
+    for note in summary.get("notes", []):
+        click.echo(f"note: {note}")
+    for flag in summary.get("unreliable", []):
+        if flag["check"] == "adaptive-fallback":
+            click.echo(f"unreliable: {flag['reason']}")
     if summary["leaderboard_n_examples"] > summary["n_examples"]:
         click.echo(f"note: the leaderboard row of {summary['leaderboard_model']} keeps the larger "
                    f"run on record (n={summary['leaderboard_n_examples']}); the numbers above are "
@@ -123,7 +136,12 @@ def eval_command(model_id, attacks, n_examples, eps, batch_size, seed, device, c
               help="Write the checkpoint here instead of the zoo (manifest left untouched).")
 @click.option("--data-root", type=click.Path(), default=None)
 @click.option("--device", default="cpu", show_default=True)
-def train_command(model_id, epochs, output, data_root, device) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe argument (JSON value), e.g. --set warm_epochs=1; "
+                   "with --output only; recorded in the checkpoint.")
+@click.option("--train-subset", type=int, default=None,
+              help="Train on the first N training images only (with --output; recorded).")
+def train_command(model_id, epochs, output, data_root, device, overrides, train_subset) -> None:
     """Train a zoo model with its recipe and seed."""
     from model_zoo.train import train_model
     from robbench.evaluate import resolve_device
@@ -131,7 +149,48 @@ def train_command(model_id, epochs, output, data_root, device) -> None:
     if epochs is not None and epochs <= 0:
         raise RobbenchError(f"--epochs must be positive, got {epochs}")
     train_model(model_id, output=output, epochs=epochs, data_root=data_root,
-                device=str(resolve_device(device)), log=lambda msg: click.echo(msg, err=True))
+                device=str(resolve_device(device)), log=lambda msg: click.echo(msg, err=True),
+                overrides=_parse_overrides(overrides), train_subset=train_subset)
+
+
+def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, object]:
+    """KEY=VALUE pairs, VALUE as JSON (a bare word stays a string)."""
+    found: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise RobbenchError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set epochs=1")
+        try:
+            found[key] = json.loads(value)
+        except ValueError:
+            found[key] = value
+    return found
+
+
+@cli.command("import-checkpoint")
+@click.option("--model", "model_id", required=True, help="Zoo model id whose architecture to fill.")
+@click.option("--from", "source", required=True, type=click.Path(),
+              help="PyTorch state dict (.pth), read with torch.load(weights_only=True) only.")
+@click.option("--key-map", type=click.Path(), default=None,
+              help="JSON: select, strip_prefixes, prefix_rules, rename, fill (default: strip module.).")
+@click.option("--out", required=True, type=click.Path(), help="The safetensors checkpoint to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
+def import_checkpoint_command(model_id, source, key_map, out, as_json) -> None:
+    """Convert a reference implementation's state dict into a robbench checkpoint."""
+    from robbench.import_checkpoint import import_checkpoint
+
+    report = import_checkpoint(model_id, source, out, key_map)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    click.echo(f"wrote {report.out} for {report.model}: {report.mapped} tensors mapped, "
+               f"sha256 {report.sha256}")
+    click.echo(f"source sha256 {report.source_sha256}")
+    for label, keys in (("unmatched source keys (dropped)", report.unmatched),
+                        ("filled", report.filled), ("cast to the model's dtype", report.converted)):
+        if keys:
+            click.echo(f"{label}: {len(keys)}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}")
+    click.echo(f"evaluate: robbench eval --model {report.model} --checkpoint {report.out} ...")
 
 
 @cli.command("models")

@@ -314,6 +314,20 @@ def check_silent_success(store: RunStore, n: int, attack_ids: list[str]) -> Chec
     return result
 
 
+def check_adaptive_fallback(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
+    """A third-party model that exposes no training loss or features gets `adaptive` as
+    CE, DLR and margin PGD on its logits only (robbench.external); on a clustering
+    defense those can miss what an attack on its own loss finds, so the run says so."""
+    if "adaptive" not in attack_ids:
+        return CheckResult("adaptive-fallback", skipped="adaptive is not on record")
+    flags = store.load_attack("adaptive")[1]["flags"]
+    result = CheckResult("adaptive-fallback", {"fallback": "adaptive:fallback" in flags})
+    if result.details["fallback"]:
+        result.reasons.append("adaptive fell back to CE, DLR and margin PGD: the model exposes no "
+                              "training loss or features to attack")
+    return result
+
+
 # --- driver ---------------------------------------------------------------------------
 def checked_samples(store: RunStore, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The samples the model checks use for a run of n: the first SUBSAMPLE, and the
@@ -355,7 +369,7 @@ def record_checks(store: RunStore, n: int, attack_ids: list[str]) -> list[CheckR
     """The checks computed from the per-sample records alone."""
     attack_ids = sorted(attack_ids)
     return [check_black_box(store, n, attack_ids), check_more_compute(store, n, attack_ids),
-            check_silent_success(store, n, attack_ids)]
+            check_silent_success(store, n, attack_ids), check_adaptive_fallback(store, n, attack_ids)]
 
 
 MISSING_MODEL_CHECKS = {"check": "model-checks", "reason": "the model checks (gradients, "

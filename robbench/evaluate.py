@@ -43,14 +43,66 @@ class EvalRequest:
     checkpoint: str | None = None
     data_root: str | None = None
     download: bool = False
-    runs_dir: Path = field(default_factory=lambda: Path(RUNS_DIR))
-    leaderboard: Path | None = None  # None: leaderboards/<dataset>-<norm>.csv
+    runs_dir: Path | None = None  # None: runs/ (zoo models) or runs-external/ (third-party)
+    leaderboard: Path | None = None  # None: leaderboards[-external]/<dataset>-<norm>.csv
     progress: bool = True
     backend: str = "local"  # "local" or "ray" (robbench.sharding)
     shards: int = 1  # Ray tasks per attack
     address: str | None = None  # a running Ray cluster; None starts a local one
     recompute: list[str] = field(default_factory=list)  # attacks whose rows may be replaced
     cascade: bool = False  # one attack: `attacks` as a cascade (robbench.attacks.cascade)
+    dataset: str | None = None  # required for a third-party model; checked for a zoo one
+    module: Any = None  # an in-memory nn.Module (Python API); model_id is then ignored
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What the eval needs to know about the model, whether from the zoo or not."""
+
+    model_id: str
+    model: torch.nn.Module
+    dataset: str
+    defense: str
+    architecture: str
+    reference: str
+    sha256: str
+    checkpoint_source: str  # "zoo", "file" or "state_dict" (robbench.external)
+    external: bool
+    notes: tuple[str, ...] = ()
+
+
+def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
+    """A zoo id, a third-party `MODULE:FACTORY` / `FILE.py:FACTORY`, or a module object."""
+    from robbench import external
+
+    zoo_id = getattr(req.module, "robbench_id", None)
+    if zoo_id is not None:  # a robbench.load_model model whose weights were changed
+        entry = MODELS.get(zoo_id)
+        model = req.module.eval().to(device)
+        return ModelSource(zoo_id, model, entry.dataset, entry.defense, entry.architecture,
+                           entry.reference, external.state_dict_sha256(model), "state_dict", False)
+    if req.module is not None or external.is_external_spec(req.model_id):
+        if req.module is not None:
+            loaded = external.wrap_object(req.module, req.dataset, device)
+        else:
+            loaded = external.load_external(req.model_id, req.dataset, req.checkpoint, device)
+        if loaded.model_id in MODELS:  # cannot happen (zoo ids have no ':'); never share a row
+            raise RobbenchError(f"third-party id {loaded.model_id!r} collides with a zoo model")
+        return ModelSource(loaded.model_id, loaded.model, req.dataset, "external",
+                           loaded.architecture, "", loaded.sha256, loaded.checkpoint_source,
+                           True, loaded.notes)
+    entry = MODELS.get(req.model_id)
+    if req.dataset is not None and req.dataset != entry.dataset:
+        raise RobbenchError(f"--dataset {req.dataset}: model {req.model_id!r} is a "
+                            f"{entry.dataset} model")
+    loaded = load_model(req.model_id, req.checkpoint, device)
+    return ModelSource(req.model_id, loaded.model, entry.dataset, entry.defense,
+                       entry.architecture, entry.reference, loaded.sha256,
+                       "zoo" if loaded.sha256 == entry.checkpoint_sha256 else "file", False)
+
+
+EXTERNAL_RUNS_DIR = "runs-external"
+EXTERNAL_LEADERBOARD_DIR = "leaderboards-external"
 
 
 def resolve_attacks(ids: list[str]) -> tuple[list[Attack], str]:
@@ -93,9 +145,20 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     unknown = sorted(set(req.recompute) - {a.id for a in attacks})
     if unknown:
         raise RobbenchError(f"--recompute {','.join(unknown)}: not among --attacks")
-    entry = MODELS.get(req.model_id)
-    spec = DATASETS.get(entry.dataset)
-    protocol_eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
+    from robbench.external import is_external_spec
+
+    zoo_object = getattr(req.module, "robbench_id", None)
+    external = zoo_object is None and (req.module is not None or is_external_spec(req.model_id))
+    if (external or req.module is not None) and req.backend == "ray":
+        raise RobbenchError("--backend ray evaluates zoo models only (each Ray task reloads the "
+                            "model by id); run third-party models with --backend local")
+    if external and req.dataset is None:
+        raise RobbenchError("evaluating a model object needs dataset=ID" if req.module is not None
+                            else f"--model {req.model_id!r} is a third-party model: pass "
+                                 f"--dataset ID (e.g. digits, cifar10)")
+    dataset = req.dataset if external else MODELS.get(zoo_object or req.model_id).dataset
+    spec = DATASETS.get(dataset)
+    protocol_eps = THREAT_DEFAULTS[dataset].eps(norm)
     eps = protocol_eps if req.eps is None else req.eps
     check_eps(eps, norm, spec.input_shape)
     if req.n_examples is not None and req.n_examples <= 0:
@@ -108,30 +171,35 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         raise RobbenchError(f"--shards must be positive, got {req.shards}")
     device = resolve_device(req.device)
 
+    # third-party runs stay out of the committed store and leaderboards unless asked
+    runs_dir = Path(req.runs_dir) if req.runs_dir is not None else Path(
+        EXTERNAL_RUNS_DIR if external else RUNS_DIR)
     lb_path = Path(req.leaderboard) if req.leaderboard else default_path(
-        Path(LEADERBOARD_DIR), entry.dataset, norm, eps, protocol_eps)
-    check_paths(Path(req.runs_dir), lb_path)
+        Path(EXTERNAL_LEADERBOARD_DIR if external else LEADERBOARD_DIR), dataset, norm, eps,
+        protocol_eps)
+    check_paths(runs_dir, lb_path)
 
-    loaded = load_model(req.model_id, req.checkpoint, device)
-    model = loaded.model
-    test = load_split(entry.dataset, "test", req.data_root, req.download)
+    source = resolve_model(req, device)
+    model = source.model
+    test = load_split(dataset, "test", req.data_root, req.download)
     n = len(test) if req.n_examples is None else req.n_examples
     if n > len(test):
-        raise RobbenchError(f"--n-examples {n} exceeds the {len(test)} test images of {entry.dataset}")
+        raise RobbenchError(f"--n-examples {n} exceeds the {len(test)} test images of {dataset}")
     x_all, y_all = test.x[:n], test.y[:n]
     index = torch.arange(n)
 
-    store = RunStore(run_dir(req.runs_dir, req.model_id, loaded.sha256, norm, eps, req.seed))
+    store = RunStore(run_dir(runs_dir, source.model_id, source.sha256, norm, eps, req.seed))
     store.open({
-        "model": req.model_id, "dataset": entry.dataset, "defense": entry.defense,
-        "architecture": entry.architecture, "threat_model": norm, "eps": eps,
-        "protocol_eps": protocol_eps, "seed": req.seed, "checkpoint_sha256": loaded.sha256,
-        "checkpoint_source": "zoo" if loaded.sha256 == entry.checkpoint_sha256 else "file",
-        "reference": entry.reference,
+        "model": source.model_id, "dataset": dataset, "defense": source.defense,
+        "architecture": source.architecture, "threat_model": norm, "eps": eps,
+        "protocol_eps": protocol_eps, "seed": req.seed, "checkpoint_sha256": source.sha256,
+        "checkpoint_source": source.checkpoint_source, "reference": source.reference,
     }, versions())
     validate_run(store)  # a damaged record fails here, before any attack runs
 
     pred = clean_predictions(model, x_all, req.batch_size, device)
+    if source.external:
+        check_decision_rule(model, x_all, pred, req.batch_size, device)
     store.save_clean(index, y_all, pred)
     correct = pred == y_all
 
@@ -145,14 +213,32 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
                                    num_classes=spec.num_classes, device=device,
                                    keep=n >= store.size())
     summary["unreliable"] = unreliable_flags(store, n, summary["worst_case_over"], model_flags)
-    summary.update({"model": req.model_id, "dataset": entry.dataset, "threat_model": norm,
+    summary.update({"model": source.model_id, "dataset": dataset, "threat_model": norm,
                     "eps": eps, "n_examples": n, "seed": req.seed,
-                    "checkpoint_sha256": loaded.sha256, "run_dir": str(store.root),
+                    "checkpoint_sha256": source.sha256,
+                    "checkpoint_source": source.checkpoint_source, "notes": list(source.notes),
+                    "versions": versions(device), "run_dir": str(store.root),
                     "seconds": round(time.perf_counter() - started, 2)})
     row = upsert_row(lb_path, lambda: run_row(store))
     summary.update({"leaderboard": str(lb_path), "leaderboard_model": row["model"],
                     "leaderboard_n_examples": int(row["n_examples"])})
     return summary
+
+
+@torch.inference_mode()
+def check_decision_rule(model: torch.nn.Module, x: torch.Tensor, pred: torch.Tensor,
+                        batch_size: int, device: torch.device) -> None:
+    """A third-party model's logits must encode its own `decision_rule` (METHODS §2):
+    the attacks read the logits, so otherwise they attack another classifier."""
+    if not getattr(model, "has_rule", False):
+        return
+    native = torch.cat([model.native_predict(x[i:i + batch_size].to(device)).cpu()
+                        for i in range(0, len(x), batch_size)])
+    differ = int((native != pred).sum())
+    if differ:
+        raise RobbenchError(f"the model's logits disagree with its decision_rule on {differ} of "
+                            f"{len(x)} clean test images; its argmax must equal the decision "
+                            f"rule, ties included, or the attacks measure another classifier")
 
 
 def check_paths(runs_dir: Path, leaderboard: Path) -> None:
@@ -232,3 +318,8 @@ def trivial_result(x: torch.Tensor) -> AttackResult:
     zeros = torch.zeros(len(x), dtype=torch.int64)
     return AttackResult(x_adv=x, success=torch.ones(len(x), dtype=torch.bool),
                         norm=torch.zeros(len(x)), n_forward=zeros, n_backward=zeros.clone())
+
+
+from robbench._callable import make_callable  # noqa: E402
+
+make_callable(__name__, "evaluate")  # robbench.evaluate(...) is the Python API's evaluate

@@ -76,7 +76,7 @@ ATTACK_SCHEMA = Schema("attack results", (
 META_FIELDS = {
     "model": is_str, "dataset": is_str, "defense": is_str, "architecture": is_str,
     "threat_model": one_of(*NORMS), "eps": is_positive, "protocol_eps": is_positive,
-    "seed": is_int, "checkpoint_sha256": is_sha256, "checkpoint_source": one_of("zoo", "file"),
+    "seed": is_int, "checkpoint_sha256": is_sha256, "checkpoint_source": one_of("zoo", "file", "state_dict"),
     "reference": lambda v: isinstance(v, str), "created": is_date, "versions": is_dict,
     "attacks": is_str_list,
 }

@@ -33,7 +33,8 @@ class Objective:
     fn: ObjectiveFn
     needs: tuple[str, ...] = ()  # model attributes `fn` uses (checked before attacking)
     kind: str = "any"  # the defenses it is meant for, for the error message
-    clean_forward: Callable[[DefenseModel], bool] = lambda model: False  # fn forwards x too
+    # fn forwards a second input per call (the clean x, or x_adv again): counted as a pass
+    clean_forward: Callable[[DefenseModel], bool] = lambda model: False
 
 
 @torch.no_grad()
@@ -74,6 +75,13 @@ OBJECTIVES: dict[str, Objective] = {
         ("mat_loss", "beta"), "MAT", lambda model: bool(model.beta)),
     "prototype": Objective(lambda model, f, z, x, y: _own(model.distances(f), y),
                            ("distances",), "DRP (prototype)"),
+    # any model with features: push f(x') away from the clean f(x) (third-party models)
+    "feature": Objective(
+        lambda model, f, z, x, y: (f - clean_features(model, x)).flatten(1).pow(2).sum(1),
+        clean_forward=lambda model: True),
+    # the defense's own training loss on x' (OwnLossPGD calls it; robbench.external)
+    "own-loss": Objective(lambda model, f, z, x, y: z.new_zeros(len(y)), ("loss",),
+                          "a model with a training loss", lambda model: True),
     # only logits are needed, so it applies to any model
     "trades-kl": Objective(
         lambda model, f, z, x, y: TradesModel.trades_kl(
@@ -124,23 +132,43 @@ class AdaptivePGD(PGD):
         return result
 
 
+@dataclass(frozen=True)
+class OwnLossPGD(AdaptivePGD):
+    """PGD maximising `model.loss(x', y)`, the defense's own per-sample training loss
+    on the whole input (a third-party model's `training_loss`); success by the logits,
+    from a second forward pass that is counted."""
+
+    loss: str = "own-loss"
+
+    def objective(self, model: DefenseModel, x_adv: torch.Tensor, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return model.loss(x_adv, y), model(x_adv)
+
+
 ADAPTIVE_PGD: tuple[AdaptivePGD, ...] = tuple(
     register_attack(AdaptivePGD(id=f"adaptive-{name}", norm="Linf", loss=loss))
     for name, loss in [("ce", "ce"), ("dlr", "dlr"), ("margin", "margin"), ("magnet", "magnet"),
                        ("mmc", "mmc"), ("mmc-targeted", "mmc-targeted"), ("mat", "mat"),
                        ("prototype", "prototype"), ("trades", "trades-kl")])
+# For third-party models (robbench.external). Kept out of ADAPTIVE_PGD, whose parameters
+# are part of `adaptive`'s recorded parameters: adding them there would invalidate every
+# `adaptive` row on record.
+EXTERNAL_ADAPTIVE_PGD: tuple[AdaptivePGD, ...] = (
+    register_attack(AdaptivePGD(id="adaptive-feature", norm="Linf", loss="feature")),
+    register_attack(OwnLossPGD(id="adaptive-own-loss", norm="Linf")),
+)
 
 
 @dataclass(frozen=True)
 class AdaptiveSuite(Attack):
-    """Runs `type(model).adaptive_attacks` in order on the samples not yet fooled.
+    """Runs the model's `adaptive_attacks` in order on the samples not yet fooled.
     `steps`/`restarts`, when set, override every sub-attack's (quick runs, tests)."""
 
     steps: int | None = None
     restarts: int | None = None
 
     def sub_attacks(self, model: DefenseModel) -> list[Attack]:
-        ids = getattr(type(model), "adaptive_attacks", ())
+        ids = getattr(model, "adaptive_attacks", ())  # a third-party model's are per instance
         if not ids:
             raise RobbenchError(f"defense {getattr(model, 'defense_id', type(model).__name__)!r} "
                                 "declares no adaptive attacks")
@@ -171,8 +199,10 @@ class AdaptiveSuite(Attack):
         for attack in attacks:  # fail before spending compute
             if isinstance(attack, AdaptivePGD):
                 attack.check(model)
-        return run_cascade(attacks, model, x, y, eps=eps, sample_ids=sample_ids, seed=seed,
-                           label="adaptive")
+        result = run_cascade(attacks, model, x, y, eps=eps, sample_ids=sample_ids, seed=seed,
+                             label="adaptive")
+        result.flags = sorted(set(result.flags) | set(getattr(model, "adaptive_flags", ())))
+        return result
 
 
 register_attack(AdaptiveSuite(id="adaptive", norm="Linf"))

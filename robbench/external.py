@@ -1,0 +1,257 @@
+"""Third-party models: `robbench eval --model PKG.MODULE:FACTORY` (or `path/file.py:FACTORY`)
+with `--dataset ID` evaluates any `nn.Module` that returns logits on inputs in [0, 1].
+
+The protocol (every method but `forward` optional) lets a third-party defense expose
+what the adaptive attacks need, so that `adaptive` attacks its own objective:
+
+- `forward(x) -> logits (N, L)`: required. Normalisation lives inside the model.
+- `training_loss(x, y) -> (N,)`: the defense's own per-sample training loss;
+  `adaptive` maximises it (`adaptive-own-loss`) before the margin loss.
+- `features(x) -> f` with `logits_from_features(f) -> logits`: its feature space;
+  `adaptive` also pushes f(x') away from f(x) (`adaptive-feature`).
+- `decision_rule(x) -> labels (N,)`: the defense's native prediction; the eval refuses
+  a model whose logits' argmax disagrees with it on the clean test images.
+- `adaptive_attacks`: a tuple of registered attack ids that replaces the default
+  resolution of `adaptive`.
+
+Without `training_loss` or `features`, `adaptive` falls back to CE, DLR and margin PGD
+on the logits; the attack record then carries the flag `adaptive:fallback` and the
+run an unreliable flag of kind `adaptive-fallback`, since attacks on the logits alone
+can overstate a clustering defense's robustness (METHODS §2).
+
+A third-party run is identified by `ext:<module>:<factory>` (characters outside
+[A-Za-z0-9._-] become `_`); zoo ids never contain `:`, so the two cannot collide. Its
+checkpoint sha256 is the `--checkpoint` file's, else the digest of the state dict
+(`state_dict_sha256`)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robbench.defenses.base import DefenseModel
+from robbench.errors import RobbenchError
+
+EXTERNAL_PREFIX = "ext:"
+FALLBACK_FLAG = "adaptive:fallback"
+FALLBACK_ATTACKS = ("adaptive-ce", "adaptive-dlr", "adaptive-margin")
+
+
+def is_external_spec(model: str) -> bool:
+    """`PKG.MODULE:FACTORY` or `path/file.py:FACTORY` (zoo ids have no colon)."""
+    return ":" in model and not model.startswith(EXTERNAL_PREFIX)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
+
+
+def external_id(module_name: str, factory: str) -> str:
+    return f"{EXTERNAL_PREFIX}{_safe(module_name)}:{_safe(factory)}"
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """A deterministic digest of the weights: for every entry in sorted key order, the
+    key, dtype, shape and the raw little-endian bytes. Stands in for a file's sha256
+    when a model has no checkpoint file."""
+    digest = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{tensor.dtype}|{tuple(value.shape)}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def import_factory(spec: str) -> tuple[str, Any]:
+    """(module name for the id, the factory) from `PKG.MODULE:FACTORY` or `FILE.py:FACTORY`."""
+    target, _, factory_name = spec.rpartition(":")
+    if not target or not factory_name:
+        raise RobbenchError(f"--model {spec!r}: expected PKG.MODULE:FACTORY or path/file.py:FACTORY")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise RobbenchError(f"--model {spec!r}: file {path} does not exist")
+        name = f"robbench_external_{_safe(path.stem)}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise RobbenchError(f"--model {spec!r}: cannot import {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # dataclasses and pickling look the module up by name
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise RobbenchError(f"--model {spec!r}: importing {path} failed: "
+                                f"{type(exc).__name__}: {_one_line(exc)}") from None
+        shown = path.stem
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            raise RobbenchError(f"--model {spec!r}: no module named {exc.name!r}") from None
+        except Exception as exc:
+            raise RobbenchError(f"--model {spec!r}: importing {target} failed: "
+                                f"{type(exc).__name__}: {_one_line(exc)}") from None
+        shown = target
+    factory = getattr(module, factory_name, None)
+    if factory is None or not callable(factory):
+        raise RobbenchError(f"--model {spec!r}: {shown} has no callable {factory_name!r}")
+    return shown, factory
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class ExternalModel(DefenseModel):
+    """Adapts a third-party module to the wrapper interface the attacks use. Without
+    `features`, the "features" are the logits themselves (the identity head), so the
+    logit-space adaptive attacks run unchanged."""
+
+    defense_id = "external"
+
+    def __init__(self, module: nn.Module, num_classes: int) -> None:
+        super().__init__(module, num_classes)
+        self.has_features = callable(getattr(module, "features", None)) and \
+            callable(getattr(module, "logits_from_features", None))
+        self.has_loss = callable(getattr(module, "training_loss", None))
+        self.has_rule = callable(getattr(module, "decision_rule", None))
+        declared = getattr(module, "adaptive_attacks", None)
+        if declared:
+            self.adaptive_attacks = tuple(declared)
+            self.adaptive_flags: tuple[str, ...] = ()
+        elif self.has_loss or self.has_features:
+            self.adaptive_attacks = (("adaptive-own-loss",) if self.has_loss else ()) + \
+                (("adaptive-feature",) if self.has_features else ()) + ("adaptive-margin",)
+            self.adaptive_flags = ()
+        else:
+            self.adaptive_attacks = FALLBACK_ATTACKS
+            self.adaptive_flags = (FALLBACK_FLAG,)
+
+    @property
+    def feature_dim(self) -> int:
+        return getattr(self.body, "feature_dim", self.num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body.features(x) if self.has_features else self.body(x)
+
+    def logits_from_features(self, f: torch.Tensor) -> torch.Tensor:
+        return self.body.logits_from_features(f) if self.has_features else f
+
+    def native_predict_from_features(self, f: torch.Tensor) -> torch.Tensor:
+        return self.logits_from_features(f).argmax(dim=1)
+
+    @torch.no_grad()
+    def native_predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body.decision_rule(x) if self.has_rule else self(x).argmax(dim=1)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if not self.has_loss:
+            raise RobbenchError("this third-party model defines no training_loss(x, y)")
+        return self.body.training_loss(x, y)
+
+    def defense_params(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class LoadedExternal:
+    model: ExternalModel
+    model_id: str
+    sha256: str
+    checkpoint_source: str  # "file" (the checkpoint's sha256) or "state_dict" (the weights' digest)
+    architecture: str  # the module and factory, as the user named them (no file path)
+    notes: tuple[str, ...]
+
+
+def wrap_module(module: Any, dataset: str, model_id: str, architecture: str,
+                device: str | torch.device, checkpoint: str | None = None) -> LoadedExternal:
+    """Checks the module against the dataset (one probe forward pass: logits of shape
+    (N, L)), loads an optional safetensors checkpoint into it, and wraps it."""
+    from robbench.datasets import DATASETS
+
+    if not isinstance(module, nn.Module):
+        raise RobbenchError(f"{architecture}: the factory returned a {type(module).__name__}, "
+                            f"not a torch.nn.Module")
+    spec = DATASETS.get(dataset)
+    sha, source = None, "state_dict"
+    if checkpoint is not None:
+        sha, source = _load_weights(module, Path(checkpoint), architecture), "file"
+    module.eval().to(device)
+    probe = torch.full((2, *spec.input_shape), 0.5, device=device)
+    try:
+        with torch.no_grad():
+            out = module(probe)
+    except Exception as exc:
+        raise RobbenchError(f"{architecture}: forward pass on a {tuple(probe.shape)} batch of "
+                            f"{dataset} images failed: {type(exc).__name__}: {_one_line(exc)}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, spec.num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise RobbenchError(f"{architecture}: returned {shape} for a batch of 2 {dataset} images; "
+                            f"expected logits of shape (2, {spec.num_classes})")
+    model = ExternalModel(module, spec.num_classes)
+    model.dataset = dataset
+    model.eval()
+    if sha is None:
+        sha = state_dict_sha256(module)
+    notes = () if not model.adaptive_flags else (
+        "the model exposes neither training_loss(x, y) nor features(x): adaptive runs CE, DLR "
+        "and margin PGD on its logits only (flag adaptive:fallback)",)
+    return LoadedExternal(model=model, model_id=model_id, sha256=sha, checkpoint_source=source,
+                          architecture=architecture, notes=notes)
+
+
+def _load_weights(module: nn.Module, path: Path, architecture: str) -> str:
+    """Loads a safetensors file (any tensors; robbench metadata optional) strictly."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from robbench.checkpoints import sha256_file
+
+    if not path.is_file():
+        raise RobbenchError(f"checkpoint {path} does not exist")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RobbenchError(f"checkpoint {path} is not a readable safetensors file ({_one_line(exc)})") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise RobbenchError(f"checkpoint {path} does not fit {architecture}: {first}") from None
+    return sha256_file(path)
+
+
+def load_external(spec: str, dataset: str | None, checkpoint: str | None = None,
+                  device: str | torch.device = "cpu") -> LoadedExternal:
+    """Imports the factory, calls it with no arguments and wraps what it returns."""
+    if dataset is None:
+        raise RobbenchError(f"--model {spec!r} is a third-party model: pass --dataset ID "
+                            f"(e.g. digits, cifar10)")
+    shown, factory = import_factory(spec)
+    factory_name = spec.rpartition(":")[2]
+    try:
+        module = factory()
+    except Exception as exc:
+        raise RobbenchError(f"--model {spec!r}: {factory_name}() failed: "
+                            f"{type(exc).__name__}: {_one_line(exc)}") from None
+    return wrap_module(module, dataset, external_id(shown, factory_name),
+                       f"{shown}:{factory_name}", device, checkpoint)
+
+
+def wrap_object(module: Any, dataset: str | None, device: str | torch.device) -> LoadedExternal:
+    """An in-memory module (Python API): identified by its class, hashed by its weights."""
+    if dataset is None:
+        raise RobbenchError("evaluating a model object needs dataset=ID")
+    cls = type(module)
+    return wrap_module(module, dataset, external_id(cls.__module__, cls.__qualname__),
+                       f"{cls.__module__}:{cls.__qualname__}", device)
