@@ -23,6 +23,13 @@ def test_neighbourhood_is_smaller_when_too_few_other_clusters_exist():
     assert chosen.tolist() == [1, 2, 3]
 
 
+def test_batch_magnet_loss_of_single_sample_clusters_is_finite():
+    """Each cluster one sample: the batch variance is 0, and the loss must not be NaN."""
+    f = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
+    loss = batch_magnet_loss(f, torch.tensor([0, 1]), torch.tensor([0, 1]), alpha=1.0)
+    assert torch.isfinite(loss).all()
+
+
 def test_batch_magnet_loss_uses_batch_means_and_variance():
     f = torch.tensor([[0.0], [2.0], [10.0], [12.0]])
     cluster = torch.tensor([0, 0, 1, 1])

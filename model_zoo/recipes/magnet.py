@@ -25,6 +25,9 @@ def all_features(ctx: TrainContext, batch_size: int = 512) -> torch.Tensor:
                           for i in range(0, len(ctx.train), batch_size)])
 
 
+SIGMA2_FLOOR = 1e-12
+
+
 def batch_magnet_loss(f: torch.Tensor, cluster: torch.Tensor, cluster_class: torch.Tensor,
                       alpha: float) -> torch.Tensor:
     """Per-sample magnet loss with the batch's own cluster means and variance.
@@ -34,7 +37,8 @@ def batch_magnet_loss(f: torch.Tensor, cluster: torch.Tensor, cluster_class: tor
     means = (onehot.T @ f) / onehot.sum(0).clamp_min(1)[:, None]
     d2 = (f[:, None, :] - means[None]).pow(2).sum(-1)  # (n, m)
     own = d2.gather(1, cluster[:, None]).squeeze(1)
-    sigma2 = own.sum() / max(len(f) - 1, 1)
+    # a batch of single-sample clusters has σ² = 0 (then 0/0 = NaN): floor it
+    sigma2 = (own.sum() / max(len(f) - 1, 1)).clamp_min(SIGMA2_FLOOR)
     scores = -d2 / (2 * sigma2)
     other_class = cluster_class[None, :] != cluster_class[cluster][:, None]
     push = torch.logsumexp(scores.masked_fill(~other_class, float("-inf")), dim=1)
