@@ -6,22 +6,33 @@ from __future__ import annotations
 import html
 from itertools import groupby
 
-from robbench.findings import (CLAIMS, EXPOSED, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Figure,
-                               Finding)
+from robbench.findings import (ALPHA, CLAIMS, EXPOSED, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED,
+                               REVERSED, SIZE_FRACTION, Figure, Finding)
 
 FINDINGS = "findings.md"
 INTRO = (
     "The papers measure ResNet-18 and WideResNet models on CIFAR-10 at L∞ ε = 8/255; robbench's zoo "
-    "holds small CNNs on scikit-learn's 8x8 digits (ε = 0.2) and on the MNIST test set (ε = 0.3), "
-    "the protocol budgets at which a nominally trained model keeps about 0% robust accuracy, as on "
-    "CIFAR-10 at 8/255. The scales differ: a verdict says whether the direction of a claim holds "
-    "on these models, not whether a paper's numbers are wrong.")
+    "holds small CNNs on scikit-learn's 8x8 digits (protocol ε = 0.2, n = 450 test points) and on "
+    "the MNIST test set (protocol ε = 0.3, n = 500), budgets at which a nominally trained model "
+    "keeps about 0% robust accuracy, as on CIFAR-10 at 8/255; on digits ε = 0.1, where the "
+    "nominal model is not at the floor, is judged too for the claims whose models have been "
+    "run there. The scales differ: a verdict says whether a claim "
+    "holds on these models under robbench's attacks, not whether a paper's numbers are wrong. "
+    "Each comparison is on the same test points, so it is judged by McNemar's exact test on the "
+    f"samples robust under one side only (one-sided p < {ALPHA:g}, uncorrected for the number of "
+    "comparisons; p is given).")
 VERDICTS = (
-    (REPRODUCED, "the measured difference has the claimed sign and exceeds twice its standard error"),
-    (EXPOSED, "the defense looks better under the attack the paper used, and the advantage vanishes "
-              "in the per-sample worst case over every attack on record"),
-    (NOT_REPRODUCED, "the measured difference is within twice its standard error, or has the other sign"),
-    (NOT_MEASURED, "a model or an attack column of the analogue is missing from the leaderboards"),
+    (REPRODUCED, "for a comparison of two models, the first is significantly more robust in the "
+                 "per-sample worst case over every attack on record; for a fall (an attack gap, "
+                 f"the k-means head), the fall is significant and at least {SIZE_FRACTION:.0%} of "
+                 "the paper's, relative to the starting accuracy"),
+    (EXPOSED, "the first model is significantly more robust only under the weaker attack the "
+              "claim names (the paper's attack, or cross-entropy PGD where no figure is "
+              "recorded), not in the worst case"),
+    (REVERSED, "the second model (the baseline) is significantly more robust in the worst case"),
+    (NOT_REPRODUCED, "no significant difference in the claimed direction, or a fall far "
+                     "smaller than the paper's"),
+    (NOT_MEASURED, "a model of the claim has no measured row, with its run, at this budget"),
 )
 
 
@@ -95,13 +106,14 @@ table.findings td.measured { font-size: .8rem; color: #4a5466; }
 .verdict.reproduced { color: #1b6e2e; }
 .verdict.exposed { color: #a3370f; }
 .verdict.not-reproduced { color: #6b5400; }
+.verdict.reversed { color: #7a1f5c; }
 .verdict.not-measured { color: #7a8294; }
 """
 
 
 def _verdict_class(verdict: str) -> str:
-    return {REPRODUCED: "reproduced", EXPOSED: "exposed", NOT_REPRODUCED: "not-reproduced"}.get(
-        verdict, "not-measured")
+    return {REPRODUCED: "reproduced", EXPOSED: "exposed", NOT_REPRODUCED: "not-reproduced",
+            REVERSED: "reversed"}.get(verdict, "not-measured")
 
 
 def render_findings_html(findings: list[Finding]) -> str:

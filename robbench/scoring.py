@@ -5,12 +5,43 @@ the same row for the same records."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from robbench.diagnostics import unreliable_flags, unreliable_text
 from robbench.results import RunStore
+
+WORST_CASE = "worst_case_acc"  # the leaderboard column, and robust_vectors' key for it
+
+
+def covering_records(store: RunStore, n: int) -> Iterator[tuple[str, pd.DataFrame, dict[str, Any]]]:
+    """(attack id, its rows for samples 0..n-1, its metadata) for every attack on record
+    that covers all n samples; the others are left out, never mixed in."""
+    for attack_id in store.attack_ids():
+        frame, meta = store.load_attack(attack_id)
+        frame = frame.set_index("index")
+        if set(range(n)) <= set(frame.index):
+            yield attack_id, frame.loc[range(n)], meta
+
+
+def clean_correct(store: RunStore, n: int) -> np.ndarray:
+    clean = store.load_clean().set_index("index").loc[range(n)]
+    return clean["correct"].to_numpy(dtype=bool)
+
+
+def robust_vectors(store: RunStore, n: int) -> dict[str, np.ndarray]:
+    """Per sample 0..n-1: robust under each attack covering n, and under all of them
+    ("worst case"): what paired comparisons of two attacks or two models need."""
+    correct = clean_correct(store, n)
+    vectors = {a: correct & ~rows["success"].to_numpy(dtype=bool)
+               for a, rows, _ in covering_records(store, n)}
+    worst = correct.copy()
+    for robust in vectors.values():
+        worst &= robust
+    return {**vectors, WORST_CASE: worst}
 
 
 def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
@@ -18,16 +49,10 @@ def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
     clean-correct and no attack on record (this run's or an earlier one's, for the
     same checkpoint, ε and seed) succeeded on it — the mean of a per-sample min.
     Attacks that have not covered all n samples are left out, never mixed in."""
-    clean = store.load_clean().set_index("index").loc[range(n)]
-    correct = clean["correct"].to_numpy(dtype=bool)
+    correct = clean_correct(store, n)
     robust = correct.copy()
     attacks: dict[str, Any] = {}
-    for attack_id in store.attack_ids():
-        frame, meta = store.load_attack(attack_id)
-        frame = frame.set_index("index")
-        if not set(range(n)) <= set(frame.index):
-            continue
-        rows = frame.loc[range(n)]
+    for attack_id, rows, meta in covering_records(store, n):
         success = rows["success"].to_numpy(dtype=bool)
         attacks[attack_id] = {
             "robust_acc": 100.0 * float((correct & ~success).mean()),

@@ -19,7 +19,6 @@ leaderboards' findings read it."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from robbench.analysis.common import AnalysisOptions, Report, features, predict, single_model
 from robbench.errors import RobbenchError
@@ -96,7 +95,10 @@ def analyze(model_ids: list[str], opts: AnalysisOptions, k: int = CLUSTERS_PER_C
     acc = lambda pred: round(100.0 * float((pred == y_test).mean()), 2)  # noqa: E731
     results = {"model_acc": acc(own), "kmeans_head_acc": acc(head),
                "unsupervised_kmeans_acc": acc(unsupervised),
-               "agreement_with_model": round(100.0 * float((head == own).mean()), 2)}
+               "agreement_with_model": round(100.0 * float((head == own).mean()), 2),
+               # the paired counts behind the two accuracies (robbench.findings tests them)
+               "only_model_correct": int(((own == y_test) & (head != y_test)).sum()),
+               "only_head_correct": int(((head == y_test) & (own != y_test)).sum())}
     params = {"clusters_per_class": k, "n_init": N_INIT, "n_train": int(len(y_train)),
               "features": "penultimate (the wrapper's features())"}
     record = {"analysis": ANALYSIS, "model": model_id, "dataset": entry.dataset,
