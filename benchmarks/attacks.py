@@ -7,12 +7,20 @@ robbench    pgd100 (10 restarts x 100 steps, step ε/4, early stop per sample)
 foolbox     LinfPGD, same ε / steps / step size, 10 restarts on the samples still robust
 torchattacks PGD, likewise
 aa          AutoAttack standard through robbench vs pyautoattack called directly
+
+Each model is measured `--repeats` times (default 5), interleaved (limit, robbench,
+foolbox, torchattacks, then the next repeat), repeat r with seed r for every method, so
+a burst of load on a shared machine hits one repeat of each rather than one method.
+Reported: the median of each method's seconds and of each per-repeat ratio, the
+ratios' spread (min, max), and the adversarials found per seed and summed over seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -24,7 +32,8 @@ from robbench.attacks import ATTACKS
 from robbench.config import THREAT_DEFAULTS
 from robbench.datasets import load_split
 
-DEFAULT_MODELS = ["nominal-digits", "clustr-digits", "nominal-mnist-t10k", "clustr-mnist-t10k"]
+DEFAULT_MODELS = ["nominal-digits", "clustr-digits", "at-digits", "trades-digits",
+                  "nominal-mnist-t10k", "clustr-mnist-t10k", "at-mnist-t10k", "trades-mnist-t10k"]
 
 
 def sync(device: torch.device) -> None:
@@ -82,8 +91,12 @@ def restarts_loop(attack_once: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     return int(fooled.sum())
 
 
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
 def bench_model(model_id: str, n: int, device: torch.device, data_root: str | None,
-                with_aa: bool) -> dict[str, object]:
+                with_aa: bool, repeats: int) -> dict[str, object]:
     import foolbox as fb
     import torchattacks
 
@@ -96,52 +109,70 @@ def bench_model(model_id: str, n: int, device: torch.device, data_root: str | No
     eps = THREAT_DEFAULTS[dataset].linf_eps
     pgd = ATTACKS.get("pgd100")
     step, steps, restarts = pgd.step_fraction * eps, pgd.steps, pgd.restarts
-
-    with recording_passes(model) as passes:
-        t_ours, result = timed(lambda: pgd.run(model, x, y, eps=eps, sample_ids=torch.arange(n),
-                                               seed=0), device)
-    t_limit, _ = timed(lambda: bare_loop(model, passes, tuple(x.shape[1:]), device), device)
-
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=device)
     fb_attack = fb.attacks.LinfPGD(abs_stepsize=step, steps=steps, random_start=True)
-    t_fb, fb_found = timed(lambda: restarts_loop(
-        lambda xs, ys: fb_attack(fmodel, xs, ys, epsilons=eps)[1], model, x, y, restarts), device)
     ta_attack = torchattacks.PGD(model, eps=eps, alpha=step, steps=steps, random_start=True)
-    t_ta, ta_found = timed(lambda: restarts_loop(ta_attack, model, x, y, restarts), device)
 
+    seconds: dict[str, list[float]] = {"limit": [], "robbench": [], "foolbox": [], "torchattacks": []}
+    found: dict[str, list[int]] = {"robbench": [], "foolbox": [], "torchattacks": []}
+    passes_made: list[tuple[int, int]] = []
+    for seed in range(repeats):
+        with recording_passes(model) as passes:
+            t_ours, result = timed(lambda: pgd.run(model, x, y, eps=eps, sample_ids=torch.arange(n),
+                                                   seed=seed), device)
+        t_limit, _ = timed(lambda: bare_loop(model, passes, tuple(x.shape[1:]), device), device)
+        torch.manual_seed(seed)
+        t_fb, fb_found = timed(lambda: restarts_loop(
+            lambda xs, ys: fb_attack(fmodel, xs, ys, epsilons=eps)[1], model, x, y, restarts), device)
+        torch.manual_seed(seed)
+        t_ta, ta_found = timed(lambda: restarts_loop(ta_attack, model, x, y, restarts), device)
+        for key, t in (("limit", t_limit), ("robbench", t_ours), ("foolbox", t_fb), ("torchattacks", t_ta)):
+            seconds[key].append(t)
+        found["robbench"].append(int(result.success.sum()))
+        found["foolbox"].append(fb_found)
+        found["torchattacks"].append(ta_found)
+        passes_made.append((int(result.n_forward.sum()), int(result.n_backward.sum())))
+
+    ratios = {f"robbench_vs_{peer}": [o / t for o, t in zip(seconds["robbench"], seconds[peer])]
+              for peer in ("limit", "foolbox", "torchattacks")}
     row: dict[str, object] = {
-        "model": model_id, "n": n, "eps": eps, "device": str(device),
-        "forward_passes": int(result.n_forward.sum()), "backward_passes": int(result.n_backward.sum()),
-        "seconds": {"limit": t_limit, "robbench": t_ours, "foolbox": t_fb, "torchattacks": t_ta},
-        "found": {"robbench": int(result.success.sum()), "foolbox": fb_found, "torchattacks": ta_found},
-        "robbench_vs_limit": t_ours / t_limit,
-        "robbench_vs_foolbox": t_ours / t_fb,
-        "robbench_vs_torchattacks": t_ours / t_ta,
+        "model": model_id, "n": n, "eps": eps, "device": str(device), "repeats": repeats,
+        "forward_passes": passes_made[0][0], "backward_passes": passes_made[0][1],
+        "seconds": {k: median(v) for k, v in seconds.items()},
+        "found": {k: sum(v) for k, v in found.items()},  # summed over the seeds
+        "found_per_seed": found,
+        **{k: median(v) for k, v in ratios.items()},
+        "spread": {k: [min(v), max(v)] for k, v in ratios.items()},
     }
     if with_aa and "aa" in ATTACKS:
-        row.update(bench_autoattack(model, x, y, eps, device))
+        row.update(bench_autoattack(model, x, y, eps, device, repeats))
     return row
 
 
-def bench_autoattack(model, x, y, eps, device) -> dict[str, object]:
+def bench_autoattack(model, x, y, eps, device, repeats: int) -> dict[str, object]:
     from pyautoattack import AutoAttack
 
     ours = ATTACKS.get("aa")
-    t_ours, result = timed(lambda: ours.run(model, x, y, eps=eps, sample_ids=torch.arange(len(y)),
-                                            seed=0), device)
 
-    def direct():
-        adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0,
+    def direct(seed: int):
+        adversary = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=seed,
                                device=device)
         adversary.verbose = False
         return adversary.run_standard_evaluation(x, y, batch_size=len(y))[0]
 
-    t_direct, x_adv = timed(direct, device)
+    t_ours, t_direct, overheads = [], [], []
+    for seed in range(repeats):
+        t, result = timed(lambda: ours.run(model, x, y, eps=eps, sample_ids=torch.arange(len(y)),
+                                           seed=seed), device)
+        d, x_adv = timed(lambda: direct(seed), device)
+        t_ours.append(t)
+        t_direct.append(d)
+        overheads.append(t / d - 1)
     with torch.no_grad():
         found_direct = int((model(x_adv).argmax(1) != y).sum())
-    return {"aa_seconds": {"robbench": t_ours, "pyautoattack": t_direct},
+    return {"aa_seconds": {"robbench": median(t_ours), "pyautoattack": median(t_direct)},
             "aa_found": {"robbench": int(result.success.sum()), "pyautoattack": found_direct},
-            "aa_overhead": t_ours / t_direct - 1}
+            "aa_overhead": median(overheads), "aa_overhead_spread": [min(overheads), max(overheads)]}
 
 
 def main() -> None:
@@ -151,19 +182,20 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--no-aa", action="store_true", help="skip the AutoAttack comparison")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (seeds 0..R-1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
     rows = []
     for model_id in args.models.split(","):
         n = min(args.n, len(load_split(load_model(model_id).model.dataset, "test", args.data_root)))
-        rows.append(bench_model(model_id, n, device, args.data_root, not args.no_aa))
-        if not args.json:
-            r = rows[-1]
-            print(f"{model_id}: limit {r['seconds']['limit']:.2f}s robbench {r['seconds']['robbench']:.2f}s "
-                  f"foolbox {r['seconds']['foolbox']:.2f}s torchattacks {r['seconds']['torchattacks']:.2f}s "
-                  f"| vs limit {r['robbench_vs_limit']:.2f} vs foolbox {r['robbench_vs_foolbox']:.2f} "
-                  f"vs torchattacks {r['robbench_vs_torchattacks']:.2f} | found {r['found']}")
+        rows.append(bench_model(model_id, n, device, args.data_root, not args.no_aa, args.repeats))
+        r = rows[-1]  # progress on stderr; --json puts the JSON alone on stdout
+        print(f"{model_id}: limit {r['seconds']['limit']:.2f}s robbench {r['seconds']['robbench']:.2f}s "
+              f"foolbox {r['seconds']['foolbox']:.2f}s torchattacks {r['seconds']['torchattacks']:.2f}s "
+              f"| vs limit {r['robbench_vs_limit']:.2f} vs foolbox {r['robbench_vs_foolbox']:.2f} "
+              f"vs torchattacks {r['robbench_vs_torchattacks']:.2f} (spread {r['spread']}) "
+              f"| found per seed {r['found_per_seed']}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
 

@@ -81,29 +81,37 @@ class PGD(Attack):
                n_backward: torch.Tensor, on_hit: Callable[[torch.Tensor, torch.Tensor], None]) -> None:
         """`steps` signed-gradient steps from xk for rows (x0, labels). Every iterate is
         checked; a row that hits calls on_hit(its ids, its point) and leaves the batch.
-        Passes are counted on each row's owner (the sample it belongs to)."""
+        Passes are charged to each row's owner (the sample it belongs to) once, when the
+        row leaves, so a step on which nothing hits does only the attack's own work."""
         step = self.step_fraction * eps
         for k in range(self.steps + 1):
             last = k == self.steps
             xk.requires_grad_(not last)
             with torch.set_grad_enabled(not last):
                 loss, logits = self.objective(model, xk, x0, labels)
-            n_forward.index_add_(0, owners, torch.ones_like(owners))
             hit = self.hit(logits, labels).cpu()
-            if hit.any():
+            any_hit = bool(hit.any())
+            if any_hit:
                 on_hit(ids[hit], xk.detach()[hit.to(xk.device)])
-            if last:
-                break
-            keep = ~hit
-            if not keep.any():
-                break
-            # the batch's backward runs through rows that hit just now as well: counted
+            if last or (any_hit and bool(hit.all())):  # every row leaves after this forward
+                self.charge(owners, k + 1, k, n_forward, n_backward)
+                return
+            # the batch's backward runs through rows that hit just now as well: charged
             grad, = torch.autograd.grad(loss.sum(), xk)
-            n_backward.index_add_(0, owners, torch.ones_like(owners))
-            keep_dev = keep.to(xk.device)
-            ids, owners, x0, labels = ids[keep], owners[keep], x0[keep_dev], labels[keep_dev]
-            xk = xk.detach()[keep_dev] + step * ascent_direction(grad[keep_dev], self.norm)
-            xk = project(xk, x0, eps, self.norm)
+            xk = xk.detach()
+            if any_hit:
+                self.charge(owners[hit], k + 1, k + 1, n_forward, n_backward)
+                keep = ~hit
+                keep_dev = keep.to(xk.device)
+                ids, owners, x0, labels = ids[keep], owners[keep], x0[keep_dev], labels[keep_dev]
+                xk, grad = xk[keep_dev], grad[keep_dev]
+            xk = project(xk + step * ascent_direction(grad, self.norm), x0, eps, self.norm)
+
+    @staticmethod
+    def charge(owners: torch.Tensor, forward: int, backward: int, n_forward: torch.Tensor,
+               n_backward: torch.Tensor) -> None:
+        n_forward.index_add_(0, owners, torch.full_like(owners, forward))
+        n_backward.index_add_(0, owners, torch.full_like(owners, backward))
 
     def starts(self, x0: torch.Tensor, eps: float, gens: Callable[[], list[torch.Generator]]) -> torch.Tensor:
         return random_start(x0, eps, self.norm, gens()) if self.random_init else x0.clone()
