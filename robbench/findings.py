@@ -352,6 +352,13 @@ def findings(out: Path, runs_dir: Path, paper_results: Path | None) -> list[Find
             path = default_path(out, ds, "Linf", eps, protocol_eps(ds, "Linf"))
             tables[(ds, eps)] = read_table(path) if path.is_file() else None
     records = kmeans_records(runs_dir)
+    loaded: dict[tuple[str, float, str], Measured | None] = {}  # a model is in several claims
+
+    def run_of(ds: str, eps: float, model_id: str) -> Measured | None:
+        if (ds, eps, model_id) not in loaded:
+            loaded[(ds, eps, model_id)] = measured_run(tables[(ds, eps)], model_id, runs_dir)
+        return loaded[(ds, eps, model_id)]
+
     result = []
     for claim in CLAIMS:
         paper = [paper_figure(papers, claim, s) for s in (claim.first, claim.second) if s is not None]
@@ -365,9 +372,9 @@ def findings(out: Path, runs_dir: Path, paper_results: Path | None) -> list[Find
                 result.append(finding)
             continue
         sides = [s for s in (claim.first, claim.second) if s is not None]
-        for (ds, eps), table in tables.items():
+        for ds, eps in tables:
             finding = Finding(claim, ds, eps, [f for f in paper if f is not None])
-            runs = [measured_run(table, f"{s.zoo}-{ds}", runs_dir) for s in sides]
+            runs = [run_of(ds, eps, f"{s.zoo}-{ds}") for s in sides]
             if None in runs:
                 missing = sorted({f"{s.zoo}-{ds}" for s, r in zip(sides, runs) if r is None})
                 finding.reason = f"no measured row with its run for {', '.join(missing)} at this eps"

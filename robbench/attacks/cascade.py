@@ -25,7 +25,13 @@ from robbench.errors import RobbenchError
 # (one forward pass on the defense), then the 10-restart PGD and adaptive attacks,
 # AutoAttack's targeted attacks and Square last.
 CASCADE_ORDER = ("apgd-ce", "apgd-dlr", "transfer", "pgd100", "adaptive", "aa", "square",
-                 "fgsm", "pgd20", "ddn", "cw")
+                 "fgsm", "pgd20")
+
+
+def cheapest_first(ids: Sequence[str]) -> tuple[str, ...]:
+    """`ids` in CASCADE_ORDER; ids it does not know go last, in the order given."""
+    rank = {a: i for i, a in enumerate(CASCADE_ORDER)}
+    return tuple(sorted(dict.fromkeys(ids), key=lambda a: rank.get(a, len(rank))))
 
 
 def run_cascade(attacks: Sequence[Attack], model: DefenseModel, x: torch.Tensor, y: torch.Tensor,
@@ -90,15 +96,9 @@ def cascade_of(ids: Sequence[str]) -> Cascade:
                             f"search a minimal norm: run them without --cascade")
     if len({a.norm for a in attacks}) > 1:
         raise RobbenchError("--cascade: the attacks belong to different threat models")
-    rank = {a: i for i, a in enumerate(CASCADE_ORDER)}
-    ordered = sorted(dict.fromkeys(ids), key=lambda a: (rank.get(a, len(rank)), ids.index(a)))
-    return Cascade(id="cascade-" + "+".join(ordered), norm=attacks[0].norm, attacks=tuple(ordered))
+    ordered = cheapest_first(ids)
+    return Cascade(id="cascade-" + "+".join(ordered), norm=attacks[0].norm, attacks=ordered)
 
 
-def _standard_cascade(name: str, norm: str) -> Cascade:
-    rank = {a: i for i, a in enumerate(CASCADE_ORDER)}
-    ordered = tuple(sorted(STANDARD_ATTACKS[name], key=lambda a: rank.get(a, len(rank))))
-    return Cascade(id=f"{name}-cascade", norm=norm, attacks=ordered)
-
-
-register_attack(_standard_cascade("standard", "Linf"))
+register_attack(Cascade(id="standard-cascade", norm="Linf",
+                        attacks=cheapest_first(STANDARD_ATTACKS["standard"])))
