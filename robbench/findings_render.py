@@ -36,7 +36,7 @@ VERDICTS = (
 )
 
 
-def figures_text(figures: list[Figure], with_setting: bool = True) -> str:
+def figures_text(figures: list[Figure]) -> str:
     """'magnet 23.71 (pgd20) vs nominal 0.00 (pgd20); cifar10, resnet18, Linf eps 8/255'."""
     if not figures:
         return ""
@@ -45,7 +45,7 @@ def figures_text(figures: list[Figure], with_setting: bool = True) -> str:
         values = ", ".join(f"{f.value:.2f} ({f.attack})" for f in group)
         parts.append(f"{label} {values}")
     settings = sorted({f.setting for f in figures})
-    return " vs ".join(parts) + (f"; {' / '.join(settings)}" if with_setting else "")
+    return " vs ".join(parts) + f"; {' / '.join(settings)}"
 
 
 def paper_text(finding: Finding) -> str:
@@ -54,15 +54,19 @@ def paper_text(finding: Finding) -> str:
     return f"{text} ({note})" if text and note else text or note or "no figure in paper_results.csv"
 
 
+def column_label(dataset: str, eps: float) -> str:
+    return f"{dataset}, ε = {eps:g}"
+
+
 def column(finding: Finding) -> str:
-    return f"{finding.dataset}, ε = {finding.eps:g}"
+    return column_label(finding.dataset, finding.eps)
 
 
 def columns(findings: list[Finding]) -> list[str]:
     """Each dataset's budgets, largest (the protocol's) first."""
-    keys = sorted({(f.dataset, -f.eps) for f in findings},
-                  key=lambda k: ([f.dataset for f in findings].index(k[0]), k[1]))
-    return [f"{ds}, ε = {-neg:g}" for ds, neg in keys]
+    datasets = list(dict.fromkeys(f.dataset for f in findings))
+    keys = sorted({(f.dataset, f.eps) for f in findings}, key=lambda k: (datasets.index(k[0]), -k[1]))
+    return [column_label(ds, eps) for ds, eps in keys]
 
 
 def by_claim(findings: list[Finding]) -> list[list[Finding]]:
