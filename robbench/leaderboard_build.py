@@ -19,7 +19,6 @@ from typing import Any, Callable
 import pandas as pd
 
 from model_zoo.zoo import MODELS
-from robbench.analysis.records import ANALYSES_DIR
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.errors import RobbenchError
 from robbench.findings import findings
@@ -29,7 +28,7 @@ from robbench.io import write_text_if_changed
 from robbench.leaderboard_papers import PAPER_RESULTS, paper_tables
 from robbench.leaderboard_render import leaderboard_files, render
 from robbench.records import RecordError
-from robbench.results import META, RunStore, has_files
+from robbench.results import META, RunStore, run_roots
 from robbench.scoring import run_row
 
 DEFAULT_EVAL_ATTACKS = ["pgd100"]
@@ -50,15 +49,12 @@ class BuildReport:
 # --- measured rows from the store ---------------------------------------------------
 
 def run_dirs(runs_dir: Path) -> list[Path]:
-    """Every run directory (runs/<model>/<sha12>/<norm>-eps<ε>-seed<seed>/) holding a
-    file. One without meta.json is a damaged run, not an empty one."""
-    found = []
-    for path in sorted(Path(runs_dir).glob("*/*/*")):
-        if not path.is_dir() or path.name == ANALYSES_DIR or not has_files(path):
-            continue
+    """Every run directory holding a file (robbench.results.run_roots). One without
+    meta.json is a damaged run, not an empty one."""
+    found = run_roots(runs_dir)
+    for path in found:
         if not (path / META).is_file():
             raise RecordError(f"{path}: {META} is missing; its records cannot be attributed")
-        found.append(path)
     return found
 
 

@@ -44,6 +44,7 @@ CLEAN = "clean.csv"
 ATTACKS_DIR = "attacks"
 DIAGNOSTICS = "diagnostics.json"
 LOCK = ".lock"
+ANALYSES_DIR = "analyses"  # runs/<model>/<sha12>/analyses/: robbench.analysis.records
 
 
 def _clean_is_consistent(frame: pd.DataFrame) -> str | None:
@@ -305,6 +306,13 @@ class RunStore:
             return 0
         most = max(attacks_at.values())
         return max(n for n, k in attacks_at.items() if 2 * k >= most)
+
+
+def run_roots(runs_root: Path) -> list[Path]:
+    """Every run directory (runs/<model>/<sha12>/<norm>-eps<ε>-seed<seed>/) holding a
+    file; a model's analyses/ folder beside its runs is not one."""
+    return [p for p in sorted(Path(runs_root).glob("*/*/*"))
+            if p.is_dir() and p.name != ANALYSES_DIR and has_files(p)]
 
 
 def has_files(root: Path) -> bool:

@@ -14,14 +14,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robbench.analysis.records import ANALYSES_DIR, all_record_paths, load_record
+from robbench.analysis.records import all_record_paths, load_record
 from robbench.errors import RobbenchError
 from robbench.leaderboard import IDENTITY, is_missing, read_table
 from robbench.leaderboard_build import build
 from robbench.leaderboard_papers import PAPER_RESULTS
 from robbench.leaderboard_render import leaderboard_files
 from robbench.records import RecordError
-from robbench.results import ATTACKS_DIR, CLEAN, DIAGNOSTICS, LOCK, META, RunStore, has_files, run_dir
+from robbench.results import ATTACKS_DIR, CLEAN, DIAGNOSTICS, LOCK, META, RunStore, run_dir, run_roots
 
 RENDERED = ("*.md", "*.svg", "index.html")  # findings.md among the Markdown
 
@@ -40,9 +40,7 @@ def verify(runs_dir: Path, leaderboards: Path | None) -> VerifyReport:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RobbenchError(f"--runs-dir {runs_dir} is not a directory")
-    for path in sorted(p for p in runs_dir.glob("*/*/*") if p.is_dir() and p.name != ANALYSES_DIR):
-        if not has_files(path):
-            continue  # a run whose first write was killed: nothing to attribute
+    for path in run_roots(runs_dir):  # a dir without files: a first write killed, nothing to attribute
         report.runs += 1
         report.problems += verify_run(path, runs_dir, report)
     report.problems += verify_analyses(runs_dir, report)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from robbench.locks import locked
+from robbench.results import ANALYSES_DIR
 from robbench.records import (RecordError, is_date, is_dict, is_int, is_positive, is_sha256, is_str,
                               read_json_record, write_json_record)
 
-ANALYSES_DIR = "analyses"
 FIELDS = {"analysis": is_str, "model": is_str, "dataset": is_str, "checkpoint_sha256": is_sha256,
           "seed": is_int, "n_examples": lambda v: is_int(v) and is_positive(v), "params": is_dict,
           "results": is_dict, "versions": is_dict, "date": is_date}
