@@ -5,7 +5,7 @@ from torch import nn
 
 from robbench.attacks import ATTACKS
 from robbench.attacks.base import sample_generator
-from robbench.attacks.pgd import PGD, random_start
+from robbench.attacks.pgd import PGD, first_occurrences, random_start
 
 
 class BandModel(nn.Module):
@@ -120,3 +120,42 @@ def test_single_pgd_run_finds_every_example_foolbox_finds_from_the_same_start(
                nominal_digits, x, y, 0.1).success
     theirs = foolbox_pgd_success(nominal_digits, x, y, 0.1, steps=20, random_start=False)
     assert (ours | ~theirs).all()
+
+
+def forward_batch_sizes(model, fn):
+    sizes: list[int] = []
+    handle = model.register_forward_pre_hook(lambda _m, args: sizes.append(args[0].shape[0]))
+    try:
+        result = fn()
+    finally:
+        handle.remove()
+    return result, sizes
+
+
+def test_restarts_side_by_side_fool_the_same_samples_as_restarts_one_after_another(
+        nominal_digits, digits_test):
+    attack = PGD(id="t", norm="Linf", steps=5, restarts=4)
+    x, y, ids = digits_test.x[:64], digits_test.y[:64], torch.arange(64)
+    batch, sizes = forward_batch_sizes(nominal_digits, lambda: attack.run(
+        nominal_digits, x, y, eps=0.2, sample_ids=ids, seed=0))
+    # alone, a sample's restarts can only run one after another
+    alone = torch.cat([attack.run(nominal_digits, x[i:i + 1], y[i:i + 1], eps=0.2,
+                                  sample_ids=ids[i:i + 1], seed=0).success for i in range(64)])
+    first_only = PGD(id="t", norm="Linf", steps=5, restarts=1).run(
+        nominal_digits, x, y, eps=0.2, sample_ids=ids, seed=0).success
+    assert (alone & ~first_only).any()  # some samples fall only to a later restart
+    assert torch.equal(batch.success, alone)
+    assert max(sizes[7:]) > (~first_only).sum()  # later restarts did run side by side
+
+
+def test_restarts_side_by_side_never_exceed_the_batch_the_attack_was_given(
+        nominal_digits, digits_test):
+    x, y = digits_test.x[:64], digits_test.y[:64]
+    _, sizes = forward_batch_sizes(nominal_digits, lambda: run(
+        PGD(id="t", norm="Linf", steps=10, restarts=10), nominal_digits, x, y, 0.08))
+    assert max(sizes) <= 64
+
+
+def test_first_occurrences_picks_the_earliest_row_of_each_sample():
+    ids = torch.tensor([7, 3, 7, 3, 9])
+    assert sorted(first_occurrences(ids).tolist()) == [0, 1, 4]

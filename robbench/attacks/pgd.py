@@ -3,7 +3,10 @@
 Two properties matter for an honest evaluation: every iterate of every restart is
 checked, and the first misclassified point found is kept (an attack never "loses"
 an adversarial example it visited); and a sample stops costing compute as soon as
-it is fooled.
+it is fooled. A sample is fooled iff some iterate of some restart is, so restarts may
+run side by side: once few samples are left, later restarts share one batch (never
+larger than the one the attack was given), which fools the same samples with far
+fewer, fuller steps.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from robbench.defenses import DefenseModel
 def random_start(x: torch.Tensor, eps: float, norm: str, generators: list[torch.Generator]) -> torch.Tensor:
     """A point drawn uniformly from the ε-ball around each sample, clipped to [0, 1]."""
     shape = x.shape[1:]
-    if norm == "Linf":
-        noise = torch.stack([torch.rand(shape, generator=g) * 2 - 1 for g in generators]) * eps
+    if norm == "Linf":  # filled in place, row by row: the same draws as torch.rand per row
+        noise = torch.empty(len(generators), *shape)
+        for row, g in zip(noise, generators):
+            row.uniform_(generator=g)
+        noise.mul_(2).sub_(1).mul_(eps)
     else:  # uniform direction, radius eps * U^(1/d): uniform in the L2 ball
         dims = x[0].numel()
         noise = torch.stack([torch.randn(shape, generator=g) for g in generators])
@@ -42,6 +48,23 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torc
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         delta = delta * (eps / norms).clamp(max=1.0).view(-1, *[1] * (x.dim() - 1))
     return (x + delta).clamp(0, 1)
+
+
+def first_occurrences(ids: torch.Tensor) -> torch.Tensor:
+    """Positions of the first occurrence of each distinct value of ids (a 1-D CPU tensor)."""
+    distinct, inverse = torch.unique(ids, return_inverse=True)
+    first = torch.full((len(distinct),), len(ids), dtype=torch.int64)
+    return first.scatter_reduce_(0, inverse, torch.arange(len(ids)), reduce="amin")
+
+
+def ascent_step(xk: torch.Tensor, grad: torch.Tensor, x0: torch.Tensor, step: float, eps: float,
+                norm: str) -> torch.Tensor:
+    """project(xk + step * ascent_direction(grad), x0, eps, norm), overwriting xk and grad.
+    For Linf the arithmetic is the same, operation for operation, done in place: on small
+    batches an attack step costs about as much in per-operation overhead as in arithmetic."""
+    if norm != "Linf":
+        return project(xk + step * ascent_direction(grad, norm), x0, eps, norm)
+    return xk.add_(grad.sign_(), alpha=step).sub_(x0).clamp_(-eps, eps).add_(x0).clamp_(0, 1)
 
 
 def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
@@ -78,11 +101,14 @@ class PGD(Attack):
 
     def ascend(self, model: DefenseModel, xk: torch.Tensor, x0: torch.Tensor, labels: torch.Tensor,
                ids: torch.Tensor, owners: torch.Tensor, eps: float, n_forward: torch.Tensor,
-               n_backward: torch.Tensor, on_hit: Callable[[torch.Tensor, torch.Tensor], None]) -> None:
+               n_backward: torch.Tensor, on_hit: Callable[[torch.Tensor, torch.Tensor], None],
+               done: torch.Tensor) -> None:
         """`steps` signed-gradient steps from xk for rows (x0, labels). Every iterate is
-        checked; a row that hits calls on_hit(its ids, its point) and leaves the batch.
-        Passes are charged to each row's owner (the sample it belongs to) once, when the
-        row leaves, so a step on which nothing hits does only the attack's own work."""
+        checked; rows that hit call on_hit(their ids, their points), which marks ids in
+        `done`; a row leaves the batch once its id is done (a row that hit, and, where
+        several rows share an id, its siblings). Passes are charged to each row's owner
+        (the sample it belongs to) once, when the row leaves, so a step on which nothing
+        hits does only the attack's own work."""
         step = self.step_fraction * eps
         for k in range(self.steps + 1):
             last = k == self.steps
@@ -93,19 +119,20 @@ class PGD(Attack):
             any_hit = bool(hit.any())
             if any_hit:
                 on_hit(ids[hit], xk.detach()[hit.to(xk.device)])
-            if last or (any_hit and bool(hit.all())):  # every row leaves after this forward
+                leave = done[ids]
+            if last or (any_hit and bool(leave.all())):  # every row leaves after this forward
                 self.charge(owners, k + 1, k, n_forward, n_backward)
                 return
-            # the batch's backward runs through rows that hit just now as well: charged
+            # the batch's backward runs through rows that leave now as well: charged
             grad, = torch.autograd.grad(loss.sum(), xk)
             xk = xk.detach()
             if any_hit:
-                self.charge(owners[hit], k + 1, k + 1, n_forward, n_backward)
-                keep = ~hit
+                self.charge(owners[leave], k + 1, k + 1, n_forward, n_backward)
+                keep = ~leave
                 keep_dev = keep.to(xk.device)
                 ids, owners, x0, labels = ids[keep], owners[keep], x0[keep_dev], labels[keep_dev]
                 xk, grad = xk[keep_dev], grad[keep_dev]
-            xk = project(xk + step * ascent_direction(grad, self.norm), x0, eps, self.norm)
+            xk = ascent_step(xk, grad, x0, step, eps, self.norm)
 
     @staticmethod
     def charge(owners: torch.Tensor, forward: int, backward: int, n_forward: torch.Tensor,
@@ -130,16 +157,28 @@ class PGD(Attack):
             success = torch.zeros(n, dtype=torch.bool)
 
         def on_hit(ids: torch.Tensor, points: torch.Tensor) -> None:
-            x_adv[ids] = points
+            first = first_occurrences(ids)  # rows are restart-major: the earliest restart
+            x_adv[ids[first]] = points[first.to(points.device)]
             success[ids] = True
 
-        for restart in range(self.restarts):
+        restart = 0
+        while restart < self.restarts:
             live = (~success).nonzero().squeeze(1)  # indices into the batch
             if len(live) == 0:
                 break
-            xk = self.starts(x[live], eps, lambda: [
-                sample_generator(seed, self.rng_stream, int(sample_ids[i]), restart) for i in live])
-            self.ascend(model, xk, x[live], y[live], live, live, eps, n_forward, n_backward, on_hit)
+            # Restarts fill the batch the attack was given: once few samples are left,
+            # several restarts run side by side instead of one after another. A sample
+            # is fooled iff some iterate of some restart is, either way; side by side,
+            # the per-step cost is paid once for many rows, and memory stays bounded.
+            together = min(self.restarts - restart, max(1, n // len(live)))
+            rows = live.repeat(together)
+            xk = torch.cat([self.starts(x[live], eps, lambda r=r: [
+                sample_generator(seed, self.rng_stream, int(sample_ids[i]), r) for i in live])
+                for r in range(restart, restart + together)])
+            rows_dev = rows.to(x.device)
+            self.ascend(model, xk, x[rows_dev], y[rows_dev], rows, rows, eps, n_forward, n_backward,
+                        on_hit, success)
+            restart += together
         norm = perturbation_norm((x_adv - x).detach(), self.norm).cpu()
         return AttackResult(x_adv=x_adv.detach(), success=success, norm=norm,
                             n_forward=n_forward, n_backward=n_backward)

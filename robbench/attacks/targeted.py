@@ -77,7 +77,7 @@ class TargetedPGD(PGD):
                 sample_generator(seed, f"{self.rng_stream}/t{int(t)}", int(sample_ids[i]), restart)
                 for i, t in zip(src, tgt)])
             self.ascend(model, xk, x[src], tgt.to(y.device), live, src, eps, n_forward, n_backward,
-                        on_hit)
+                        on_hit, done)
         norm = perturbation_norm((x_adv - x).detach(), self.norm).cpu()
         return TargetedResult(x_adv=x_adv.detach(), success=success, norm=norm,
                               n_forward=n_forward, n_backward=n_backward, reached=reached)
