@@ -71,7 +71,7 @@ from robbench.attacks.minimum_norm import PassCounter, rng_devices, split_evenly
 from robbench.attacks.pgd import project, random_start
 from robbench.defenses import DefenseModel
 
-STAGES = ("apgd-ce", "apgd-dlr", "apgd-t", "apgd-warm", "ddn", "ddn-long", "fmn", "cw")
+STAGES = ("apgd-ce", "apgd-dlr", "apgd-t", "apgd-warm", "ddn", "ddn-long", "apgd-t-warm", "fmn", "cw")
 CLEAN = "clean"  # the stage name of samples misclassified without any perturbation
 PULL = 1 - 1e-6  # radius factor for points just beyond ε pulled back into the ball
 
@@ -118,7 +118,7 @@ class L2Suite(Attack):
     """Staged L2 attack at ε; see the module docstring. Fields are the stage budgets."""
 
     minimum_norm: ClassVar[bool] = True  # robust samples may report norms beyond ε
-    stages: tuple[str, ...] = ("apgd-ce", "ddn", "apgd-warm", "apgd-t", "ddn-long")
+    stages: tuple[str, ...] = ("apgd-ce", "ddn", "apgd-warm", "apgd-t", "ddn-long", "apgd-t-warm")
     apgd_steps: int = 100
     apgd_restarts: int = 1  # per APGD loss (untargeted stages)
     apgd_targets: int = 4  # apgd-t: target classes (capped at classes - 1), one run each.
@@ -132,6 +132,9 @@ class L2Suite(Attack):
     ddn_gamma: float = 0.05
     long_steps: int = 500  # ddn-long
     long_radius: float = 1.25  # ddn-long runs where the best adversarial has norm <= this x ε
+    warm_targets: int = 9  # apgd-t-warm: target classes (capped at classes - 1); mat-so-mnist-t10k
+                           # samples fall to the 6th, 9th and 10th class by clean logit
+    warm_radius: float = 1.15  # apgd-t-warm runs where the best adversarial has norm <= this x ε
     fmn_steps: int = 100
     cw_binary_search_steps: int = 5
     cw_steps: int = 100
@@ -292,6 +295,18 @@ class L2Suite(Attack):
         for rank in range(2, min(self.apgd_targets, classes - 1) + 2):
             self._attempt(model, state, state.live(), eps, index,
                           self._apgd(eps, seed, state, "dlr-targeted", f"l2-suite/apgd-t/{rank}", rank))
+
+    def _apgd_t_warm(self, model: DefenseModel, state: _State, eps: float, seed: int,
+                     index: int) -> None:
+        classes = state.classes
+        if classes < 4:  # the targeted DLR loss needs the 4 largest logits
+            state.messages.append("l2-suite: apgd-t-warm skipped (fewer than 4 classes)")
+            return
+        near = torch.isfinite(state.norm) & (state.norm <= self.warm_radius * eps)
+        for rank in range(2, min(self.warm_targets, classes - 1) + 2):
+            rows = (~state.broken & near).nonzero().squeeze(1)
+            self._attempt(model, state, rows, eps, index,
+                          self._apgd(eps, seed, state, "dlr-targeted", None, rank))
 
     def _foolbox(self, attack: fb.attacks.MinimizationAttack, seed: int) -> Callable[..., torch.Tensor]:
         def run(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
