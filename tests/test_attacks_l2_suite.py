@@ -88,6 +88,20 @@ def test_later_stages_run_only_on_survivors(one_thread, nominal_digits, batch):
     assert both.n_forward[robust].max() - both.n_forward[robust].min() <= 3
 
 
+def test_second_ddn_start_runs_only_on_the_first_starts_survivors(one_thread, nominal_digits, batch):
+    x, y = batch
+    once, d1 = run(suite(stages=("ddn",), ddn_inits=(1.0,)), nominal_digits, x, y, 0.3)
+    twice, d2 = run(suite(stages=("ddn",), ddn_inits=(1.0, 0.5)), nominal_digits, x, y, 0.3)
+    early = once.success
+    assert early.any() and (~early).any()
+    assert torch.equal(twice.n_backward[early], once.n_backward[early])
+    assert (twice.n_backward[~early] > once.n_backward[~early]).all()
+    assert (twice.success >= once.success).all()
+    # the stage's norm record keeps the smaller of its two runs
+    finite = torch.isfinite(d1.min_norm["ddn"])
+    assert (d2.min_norm["ddn"][finite] <= d1.min_norm["ddn"][finite]).all()
+
+
 def test_warm_targeted_stage_runs_only_near_the_boundary_and_breaks_there(one_thread, nominal_digits,
                                                                           batch):
     x, y = batch
