@@ -16,8 +16,8 @@ from robbench.diagnostics import success_mismatch
 
 EPS = 1.0  # digits' protocol L2 ε
 TINY = dict(apgd_steps=10, apgd_targets=1, targeted_steps=10, ddn_steps=10, long_steps=20, fmn_steps=10,
-            cw_binary_search_steps=2, cw_steps=10)
-ALL_STAGES = ("apgd-ce", "ddn", "apgd-warm", "apgd-dlr", "apgd-t", "ddn-long", "fmn", "cw")
+            cw_binary_search_steps=2, cw_steps=10, warm_targets=2)
+ALL_STAGES = ("apgd-ce", "ddn", "apgd-warm", "apgd-dlr", "apgd-t", "ddn-long", "apgd-t-warm", "fmn", "cw")
 
 
 def suite(**kw) -> L2Suite:
@@ -88,6 +88,40 @@ def test_later_stages_run_only_on_survivors(one_thread, nominal_digits, batch):
     assert both.n_forward[robust].max() - both.n_forward[robust].min() <= 3
 
 
+def test_second_ddn_start_runs_only_on_the_first_starts_survivors(one_thread, nominal_digits, batch):
+    x, y = batch
+    once, d1 = run(suite(stages=("ddn",), ddn_inits=(1.0,)), nominal_digits, x, y, 0.3)
+    twice, d2 = run(suite(stages=("ddn",), ddn_inits=(1.0, 0.5)), nominal_digits, x, y, 0.3)
+    early = once.success
+    assert early.any() and (~early).any()
+    assert torch.equal(twice.n_backward[early], once.n_backward[early])
+    assert (twice.n_backward[~early] > once.n_backward[~early]).all()
+    assert (twice.success >= once.success).all()
+    # the stage's norm record keeps the smaller of its two runs
+    finite = torch.isfinite(d1.min_norm["ddn"])
+    assert (d2.min_norm["ddn"][finite] <= d1.min_norm["ddn"][finite]).all()
+
+
+def test_warm_targeted_stage_runs_only_near_the_boundary_and_breaks_there(one_thread, nominal_digits,
+                                                                          batch):
+    x, y = batch
+    eps = 0.6
+    base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, eps)
+    attack = suite(stages=("ddn", "apgd-t-warm"), warm_radius=1.5, warm_targets=9, targeted_steps=20)
+    result, detail = run(attack, nominal_digits, x, y, eps)
+    survivors = ~base.success
+    near = survivors & (base.norm <= 1.5 * eps)
+    far = survivors & ~near
+    assert near.any() and far.any()
+    paid = result.n_backward - base.n_backward
+    assert (paid[near] > 0).all() and (paid[far] == 0).all() and (paid[base.success] == 0).all()
+    warm = detail.stage == detail.stages.index("apgd-t-warm")
+    assert warm.any() and (warm <= near).all()  # it breaks samples, and only those it ran on
+    with torch.no_grad():
+        assert (nominal_digits(result.x_adv[warm]).argmax(dim=1) != y[warm]).all()
+    assert ((result.x_adv[warm] - x[warm]).flatten(1).norm(dim=1) <= eps).all()
+
+
 @pytest.mark.parametrize("model_id", ["nominal-digits", "at-digits"])
 def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test, model_id):
     model = load_model(model_id).model.eval()
@@ -102,7 +136,7 @@ def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test,
 
 def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
     x, y = batch
-    attack = suite(stages=("apgd-ce", "apgd-warm", "apgd-t", "fmn", "cw"))
+    attack = suite(stages=("apgd-ce", "apgd-warm", "apgd-t", "apgd-t-warm", "fmn", "cw"))
 
     def whole(size):
         parts = list(run_in_batches(attack, at_digits, x, y, torch.arange(len(y)), eps=0.6, seed=0,
