@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from robbench.attacks.base import AttackResult, perturbation_norm, sample_generator
-from robbench.attacks.pgd import ascent_direction, project, random_start
+from robbench.attacks.pgd import ascent_step, random_start
 from robbench.results import RunStore
 
 SUBSAMPLE = 64  # points used by the model checks
@@ -165,7 +165,7 @@ def large_eps_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
         if grad is None:
             break
         grad = torch.nan_to_num(grad)
-        xk = project(xk.detach() + eps / 4 * ascent_direction(grad, norm), x, eps, norm)
+        xk = ascent_step(xk.detach(), grad, x, eps / 4, eps, norm)
     return 1.0 - float(fooled.float().mean()) if len(y) else 0.0
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from robbench.attacks.base import AttackResult, perturbation_norm, register_attack, sample_generator
-from robbench.attacks.pgd import PGD
+from robbench.attacks.pgd import PGD, first_occurrences
 from robbench.defenses import DefenseModel
 
 
@@ -63,10 +63,10 @@ class TargetedPGD(PGD):
             done[pairs] = True
             src, tgt = pair_sample[pairs], pair_target[pairs]
             reached[src, tgt] = True
-            for row, i in enumerate(src.tolist()):
-                if not success[i]:  # the first target reached keeps its point
-                    x_adv[i] = points[row]
-                    success[i] = True
+            new = (~success[src]).nonzero().squeeze(1)  # rows of samples not yet fooled
+            first = new[first_occurrences(src[new])]
+            x_adv[src[first]] = points[first.to(points.device)]  # the first target reached
+            success[src] = True
 
         for restart in range(self.restarts):
             live = (~done).nonzero().squeeze(1)  # indices into the pairs

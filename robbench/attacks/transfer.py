@@ -13,7 +13,7 @@ import torch
 from robbench.attacks.base import (Attack, AttackResult, perturbation_norm, register_attack,
                                    sample_generator)
 from robbench.attacks.losses import cross_entropy
-from robbench.attacks.pgd import ascent_direction, project, random_start
+from robbench.attacks.pgd import ascent_step, random_start
 from robbench.config import PGD_STEP_FRACTION
 from robbench.defenses import DefenseModel
 from robbench.errors import RobbenchError
@@ -39,7 +39,7 @@ def craft_on_substitute(sub: DefenseModel, x: torch.Tensor, y: torch.Tensor, eps
     for _ in range(steps):
         xk.requires_grad_(True)
         grad, = torch.autograd.grad(cross_entropy(sub(xk), y).sum(), xk)
-        xk = project(xk.detach() + step * ascent_direction(grad, norm), x, eps, norm)
+        xk = ascent_step(xk.detach(), grad, x, step, eps, norm)
     return xk.detach()
 
 
