@@ -34,11 +34,13 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 
 import torch
 
 from model_zoo.zoo import load_model
 from robbench.attacks import ATTACKS
+from robbench.attacks.pgd import PGD
 from robbench.config import THREAT_DEFAULTS
 from robbench.datasets import load_split
 
@@ -94,9 +96,11 @@ def bare_loop(model: torch.nn.Module, passes: list[tuple[int, bool]], shape: tup
 
 
 def restarts_loop(attack_once: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                  model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, restarts: int) -> torch.Tensor:
+                  model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, restarts: int,
+                  lives: list[torch.Tensor] | None = None) -> torch.Tensor:
     """A peer's single-start attack repeated `restarts` times on the samples not yet fooled
-    (the most favourable way to give a peer restarts). Returns which samples it fooled."""
+    (the most favourable way to give a peer restarts). Returns which samples it fooled;
+    appends to `lives` the samples each restart ran on."""
     fooled = torch.zeros(len(y), dtype=torch.bool, device=y.device)
     with torch.no_grad():
         fooled |= model(x).argmax(1) != y
@@ -104,10 +108,69 @@ def restarts_loop(attack_once: Callable[[torch.Tensor, torch.Tensor], torch.Tens
         live = (~fooled).nonzero().flatten()
         if len(live) == 0:
             break
+        if lives is not None:
+            lives.append(live.cpu())
         x_adv = attack_once(x[live], y[live])
         with torch.no_grad():
             fooled[live] |= model(x_adv).argmax(1) != y[live]
     return fooled.cpu()
+
+
+# How each peer draws its random start (uniform in the ε-box, from the global generator,
+# once per restart on the samples still live), replayed to give robbench the same starts.
+def foolbox_noise(xs: torch.Tensor, eps: float) -> torch.Tensor:
+    import eagerpy as ep
+
+    return ep.uniform(ep.astensor(xs), xs.shape, -eps, eps).raw
+
+
+def torchattacks_noise(xs: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.empty_like(xs).uniform_(-eps, eps)
+
+
+PEER_NOISE = {"foolbox": foolbox_noise, "torchattacks": torchattacks_noise}
+
+
+def replayed_starts(peer: str, seed: int, x: torch.Tensor, lives: list[torch.Tensor], eps: float
+                    ) -> dict[tuple[int, int], torch.Tensor]:
+    """{(sample, restart): the point the peer's restart started from, before clipping}:
+    the peer's own draws, replayed from torch.manual_seed(seed) over the same live sets."""
+    torch.manual_seed(seed)
+    starts = {}
+    for restart, live in enumerate(lives):
+        points = x[live.to(x.device)] + PEER_NOISE[peer](x[live.to(x.device)], eps)
+        starts.update({(int(i), restart): p for i, p in zip(live, points)})
+    return starts
+
+
+@dataclass(frozen=True)
+class GivenStartsPGD(PGD):
+    """pgd100 started, restart by restart, where a peer's restarts started: paired with
+    the peer's run, a difference in what is found is the method's, not restart luck.
+    A sample the peer never restarted (fooled earlier) starts at robbench's own draw."""
+
+    given: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def starts(self, x0: torch.Tensor, eps: float, sample_ids: torch.Tensor, restart: int,
+               seed: int) -> torch.Tensor:
+        own = super().starts(x0, eps, sample_ids, restart, seed)
+        for row, i in enumerate(sample_ids.tolist()):
+            if (i, restart) in self.given:
+                own[row] = self.given[(i, restart)].clamp(0, 1)
+        return own
+
+
+def paired_found(pgd: PGD, peer: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 eps: float, seed: int, lives: list[torch.Tensor], peer_fooled: torch.Tensor
+                 ) -> dict[str, int]:
+    """robbench's pgd100 from the peer's starts: samples found, and samples the peer found
+    that robbench did not (every iterate robbench checks includes the peer's last one, so
+    this is 0 unless the trajectories part, e.g. by float rounding in another batch size)."""
+    given = replayed_starts(peer, seed, x, lives, eps)
+    paired = GivenStartsPGD(**{f.name: getattr(pgd, f.name) for f in fields(PGD)}, given=given)
+    ours = paired.run(model, x, y, eps=eps, sample_ids=torch.arange(len(y)), seed=seed).success
+    return {"robbench": int(ours.sum()), "peer": int(peer_fooled.sum()),
+            "peer_only": int((peer_fooled & ~ours).sum())}
 
 
 def borderline_rerun(fooled: dict[str, list[torch.Tensor]],
@@ -152,16 +215,17 @@ def bench_model(model_id: str, n: int, device: torch.device, data_root: str | No
     ta_attack = torchattacks.PGD(model, eps=eps, alpha=step, steps=steps, random_start=True)
 
     def fooled_by(method: str, xs: torch.Tensor, ys: torch.Tensor, ids: torch.Tensor,
-                  seed: int) -> torch.Tensor:
+                  seed: int, lives: list[torch.Tensor] | None = None) -> torch.Tensor:
         if method == "robbench":
             return pgd.run(model, xs, ys, eps=eps, sample_ids=ids, seed=seed).success
         torch.manual_seed(seed)
         once = ((lambda a, b: fb_attack(fmodel, a, b, epsilons=eps)[1]) if method == "foolbox"
                 else ta_attack)
-        return restarts_loop(once, model, xs, ys, restarts)
+        return restarts_loop(once, model, xs, ys, restarts, lives)
 
     seconds: dict[str, list[float]] = {"limit": [], "robbench": [], "foolbox": [], "torchattacks": []}
     fooled: dict[str, list[torch.Tensor]] = {"robbench": [], "foolbox": [], "torchattacks": []}
+    paired = {peer: {"robbench": [], "peer": [], "peer_only": []} for peer in ("foolbox", "torchattacks")}
     passes_made: list[tuple[int, int]] = []
     ids = torch.arange(n)
     for seed in range(repeats):
@@ -171,8 +235,14 @@ def bench_model(model_id: str, n: int, device: torch.device, data_root: str | No
         t_ours, _ = timed(lambda: fooled_by("robbench", x, y, ids, seed), device, min_seconds)
         t_limit, _ = timed(lambda: bare_loop(model, passes, tuple(x.shape[1:]), device), device,
                            min_seconds)
-        t_fb, fb_fooled = timed(lambda: fooled_by("foolbox", x, y, ids, seed), device)
-        t_ta, ta_fooled = timed(lambda: fooled_by("torchattacks", x, y, ids, seed), device)
+        lives: dict[str, list[torch.Tensor]] = {"foolbox": [], "torchattacks": []}
+        t_fb, fb_fooled = timed(lambda: fooled_by("foolbox", x, y, ids, seed, lives["foolbox"]), device)
+        t_ta, ta_fooled = timed(lambda: fooled_by("torchattacks", x, y, ids, seed, lives["torchattacks"]),
+                                device)
+        for peer, mask in (("foolbox", fb_fooled), ("torchattacks", ta_fooled)):
+            counts = paired_found(pgd, peer, model, x, y, eps, seed, lives[peer], mask)
+            for key, value in counts.items():
+                paired[peer][key].append(value)
         for key, t in (("limit", t_limit), ("robbench", t_ours), ("foolbox", t_fb), ("torchattacks", t_ta)):
             seconds[key].append(t)
         for key, mask in (("robbench", result.success), ("foolbox", fb_fooled), ("torchattacks", ta_fooled)):
@@ -189,6 +259,7 @@ def bench_model(model_id: str, n: int, device: torch.device, data_root: str | No
         "seconds": {k: median(v) for k, v in seconds.items()},
         "found": {k: sum(v) for k, v in found.items()},  # summed over the seeds
         "found_per_seed": found,
+        "found_same_starts": paired,  # per seed, robbench run from each peer's own starts
         **{k: median(v) for k, v in ratios.items()},
         "spread": {k: [min(v), max(v)] for k, v in ratios.items()},
         "borderline": borderline_rerun(fooled, fooled_by, x, y, borderline_seeds),

@@ -159,3 +159,22 @@ def test_restarts_side_by_side_never_exceed_the_batch_the_attack_was_given(
 def test_first_occurrences_picks_the_earliest_row_of_each_sample():
     ids = torch.tensor([7, 3, 7, 3, 9])
     assert sorted(first_occurrences(ids).tolist()) == [0, 1, 4]
+
+
+def test_from_foolbox_own_starts_pgd_fools_every_sample_foolbox_fools(nominal_digits, digits_test):
+    """The speed benchmark's paired count: robbench checks every iterate, foolbox the last.
+    A short PGD at a small ε, where what is found depends on the start (from robbench's
+    own starts, seeds 4 and 7 each miss a sample that foolbox fools)."""
+    from benchmarks.attacks import paired_found, restarts_loop
+
+    model, pgd, eps = nominal_digits.eval(), PGD(id="t", norm="Linf", steps=3, restarts=2), 0.03
+    x, y = digits_test.x[:100], digits_test.y[:100]
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    attack = fb.attacks.LinfPGD(abs_stepsize=pgd.step_fraction * eps, steps=pgd.steps, random_start=True)
+    for seed in range(4, 8):
+        lives: list[torch.Tensor] = []
+        torch.manual_seed(seed)
+        fooled = restarts_loop(lambda a, b: attack(fmodel, a, b, epsilons=eps)[1], model, x, y,
+                               pgd.restarts, lives)
+        counts = paired_found(pgd, "foolbox", model, x, y, eps, seed, lives, fooled)
+        assert counts["peer_only"] == 0 and counts["robbench"] >= counts["peer"] > 0

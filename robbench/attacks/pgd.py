@@ -140,8 +140,14 @@ class PGD(Attack):
         n_forward.index_add_(0, owners, torch.full_like(owners, forward))
         n_backward.index_add_(0, owners, torch.full_like(owners, backward))
 
-    def starts(self, x0: torch.Tensor, eps: float, gens: Callable[[], list[torch.Generator]]) -> torch.Tensor:
-        return random_start(x0, eps, self.norm, gens()) if self.random_init else x0.clone()
+    def starts(self, x0: torch.Tensor, eps: float, sample_ids: torch.Tensor, restart: int,
+               seed: int) -> torch.Tensor:
+        """Restart `restart`'s first iterate for samples x0 (ids sample_ids): a random start
+        from each sample's own generator, so it does not depend on the batch."""
+        if not self.random_init:
+            return x0.clone()
+        gens = [sample_generator(seed, self.rng_stream, int(i), restart) for i in sample_ids]
+        return random_start(x0, eps, self.norm, gens)
 
     def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             sample_ids: torch.Tensor, seed: int) -> AttackResult:
@@ -172,9 +178,8 @@ class PGD(Attack):
             # the per-step cost is paid once for many rows, and memory stays bounded.
             together = min(self.restarts - restart, max(1, n // len(live)))
             rows = live.repeat(together)
-            xk = torch.cat([self.starts(x[live], eps, lambda r=r: [
-                sample_generator(seed, self.rng_stream, int(sample_ids[i]), r) for i in live])
-                for r in range(restart, restart + together)])
+            xk = torch.cat([self.starts(x[live], eps, sample_ids[live], r, seed)
+                            for r in range(restart, restart + together)])
             rows_dev = rows.to(x.device)
             self.ascend(model, xk, x[rows_dev], y[rows_dev], rows, rows, eps, n_forward, n_backward,
                         on_hit, success)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from robbench.attacks.base import AttackResult, perturbation_norm, register_attack, sample_generator
-from robbench.attacks.pgd import PGD, first_occurrences
+from robbench.attacks.pgd import PGD, first_occurrences, random_start
 from robbench.defenses import DefenseModel
 
 
@@ -73,9 +73,9 @@ class TargetedPGD(PGD):
             if len(live) == 0:
                 break
             src, tgt = pair_sample[live], pair_target[live]
-            xk = self.starts(x[src], eps, lambda: [
-                sample_generator(seed, f"{self.rng_stream}/t{int(t)}", int(sample_ids[i]), restart)
-                for i, t in zip(src, tgt)])
+            gens = [sample_generator(seed, f"{self.rng_stream}/t{int(t)}", int(sample_ids[i]), restart)
+                    for i, t in zip(src, tgt)]  # one stream per target
+            xk = random_start(x[src], eps, self.norm, gens) if self.random_init else x[src].clone()
             self.ascend(model, xk, x[src], tgt.to(y.device), live, src, eps, n_forward, n_backward,
                         on_hit, done)
         norm = perturbation_norm((x_adv - x).detach(), self.norm).cpu()
