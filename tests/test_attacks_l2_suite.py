@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import foolbox as fb
 import pytest
 import torch
 
@@ -12,12 +13,15 @@ from model_zoo.zoo import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.base import run_in_batches
 from robbench.attacks.l2_suite import L2Suite
+from robbench.attacks.losses import margin
+from robbench.attacks.minimum_norm import PassCounter
 from robbench.diagnostics import success_mismatch
 
 EPS = 1.0  # digits' protocol L2 ε
 TINY = dict(apgd_steps=10, apgd_targets=1, targeted_steps=10, ddn_steps=10, long_steps=20, fmn_steps=10,
-            cw_binary_search_steps=2, cw_steps=10, warm_targets=2)
-ALL_STAGES = ("apgd-ce", "ddn", "apgd-warm", "apgd-dlr", "apgd-t", "ddn-long", "apgd-t-warm", "fmn", "cw")
+            cw_binary_search_steps=2, cw_steps=10, warm_targets=2, cw_scaled_steps=10)
+ALL_STAGES = ("apgd-ce", "apgd-margin", "ddn", "apgd-warm", "apgd-dlr", "apgd-t", "ddn-long",
+              "apgd-t-warm", "cw-scaled", "fmn", "cw")
 
 
 def suite(**kw) -> L2Suite:
@@ -136,7 +140,8 @@ def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test,
 
 def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
     x, y = batch
-    attack = suite(stages=("apgd-ce", "apgd-warm", "apgd-t", "apgd-t-warm", "fmn", "cw"))
+    attack = suite(stages=("apgd-ce", "apgd-margin", "apgd-warm", "apgd-t", "apgd-t-warm", "fmn",
+                           "cw-scaled", "cw"), cw_radius=3.0)
 
     def whole(size):
         parts = list(run_in_batches(attack, at_digits, x, y, torch.arange(len(y)), eps=0.6, seed=0,
@@ -148,3 +153,45 @@ def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
     assert torch.equal(s1, s2) and torch.equal(f1, f2) and torch.equal(b1, b2)
     finite = torch.isfinite(n1)
     assert torch.equal(finite, torch.isfinite(n2)) and torch.allclose(n1[finite], n2[finite], atol=1e-4)
+
+
+class ScaledUp(torch.nn.Module):
+    """A model's logits times a large factor: same decisions, a cross-entropy whose
+    gradient underflows to exactly zero (as with distance-based logits far from the boundary)."""
+
+    def __init__(self, model: torch.nn.Module, factor: float) -> None:
+        super().__init__()
+        self.model, self.factor = model, factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) * self.factor
+
+
+def test_margin_stage_is_blind_to_the_logits_scale_where_cross_entropy_saturates(one_thread,
+                                                                                   nominal_digits, batch):
+    x, y = batch
+    saturated = ScaledUp(nominal_digits, 1e4).eval()
+    margin_plain, _ = run(suite(stages=("apgd-margin",), apgd_steps=20), nominal_digits, x, y)
+    margin_scaled, _ = run(suite(stages=("apgd-margin",), apgd_steps=20), saturated, x, y)
+    ce_scaled, _ = run(suite(stages=("apgd-ce",), apgd_steps=20), saturated, x, y)
+    assert int(margin_plain.success.sum()) > int(ce_scaled.success.sum()) + 2
+    assert torch.equal(margin_scaled.success, margin_plain.success)
+
+
+def test_cw_scaled_runs_foolbox_cw_at_each_samples_own_constant(one_thread, nominal_digits, batch):
+    """The per-sample constant enters as scaled logits: the same points as foolbox C&W run
+    on each sample alone with initial_const = 2ε / ‖∇ margin(x)‖."""
+    x, y = batch[0][:4], batch[1][:4]
+    eps, attack = EPS, suite(cw_scaled_steps=40)
+    n = len(y)
+    together = attack._cw_at_scale(eps, 1.0)(PassCounter(nominal_digits), x, y, torch.arange(n))
+    found = (together != 0).flatten(1).any(dim=1)  # foolbox's failure marker is an all-zero image
+    assert found.any() and not found.all()
+    fmodel = fb.PyTorchModel(nominal_digits, bounds=(0, 1))
+    for i in range(n):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        grad, = torch.autograd.grad(margin(nominal_digits(xi), y[i:i + 1]).sum(), xi)
+        cw = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=40, stepsize=attack.cw_scaled_stepsize,
+                                              initial_const=float(2 * eps / grad.norm()), abort_early=False)
+        alone = cw(fmodel, x[i:i + 1], y[i:i + 1], epsilons=None)[0]
+        assert torch.allclose(together[i:i + 1], alone, atol=1e-5)
