@@ -16,9 +16,13 @@ call); a call shorter than `--min-seconds` is timed as the mean of as many calls
 reach it, so a 0.3 s attack is not timed by one reading of a noisy clock.
 Reported: the median of each method's seconds and of each per-repeat ratio, the
 ratios' spread (min, max), and the adversarials found per seed and summed over seeds.
-Those counts differ between methods only on a few samples, by restart luck; `borderline`
-attacks just the samples on which some method or seed disagreed again, with
-`--borderline-seeds` fresh seeds per method, and sums what each method found there.
+Those counts differ between methods only on a few samples, by restart luck (each
+method draws its own random starts). Two ways take the luck out:
+`found_same_starts` runs robbench's pgd100 again (untimed) from each peer's own starts,
+replayed restart by restart, and counts per seed what each found and what only the
+peer found (`peer_only`); `borderline` attacks just the samples on which some method
+or seed disagreed again, with `--borderline-seeds` fresh seeds per method, and sums
+what each method found there.
 
 One run covers every default model: the robust mnist-t10k models on their first 200
 test points (every sample they leave robust costs 10 x 100 steps, in every method),

@@ -126,6 +126,19 @@ def test_warm_targeted_stage_runs_only_near_the_boundary_and_breaks_there(one_th
     assert ((result.x_adv[warm] - x[warm]).flatten(1).norm(dim=1) <= eps).all()
 
 
+def test_targeted_stage_skips_survivors_whose_best_adversarial_is_far(one_thread, nominal_digits, batch):
+    x, y = batch
+    eps = 0.6
+    base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, eps)
+    result, _ = run(suite(stages=("ddn", "apgd-t"), targeted_radius=1.5), nominal_digits, x, y, eps)
+    survivors = ~base.success
+    far = survivors & torch.isfinite(base.norm) & (base.norm > 1.5 * eps)
+    near = survivors & ~far
+    assert near.any() and far.any()
+    paid = result.n_backward - base.n_backward
+    assert (paid[near] > 0).all() and (paid[far] == 0).all()
+
+
 @pytest.mark.parametrize("model_id", ["nominal-digits", "at-digits"])
 def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test, model_id):
     model = load_model(model_id).model.eval()
@@ -170,7 +183,7 @@ class ScaledUp(torch.nn.Module):
 def test_margin_stage_is_blind_to_the_logits_scale_where_cross_entropy_saturates(one_thread,
                                                                                    nominal_digits, batch):
     x, y = batch
-    saturated = ScaledUp(nominal_digits, 1e4).eval()
+    saturated = ScaledUp(nominal_digits, 2.0 ** 14).eval()  # a power of two: exact scaling
     margin_plain, _ = run(suite(stages=("apgd-margin",), apgd_steps=20), nominal_digits, x, y)
     margin_scaled, _ = run(suite(stages=("apgd-margin",), apgd_steps=20), saturated, x, y)
     ce_scaled, _ = run(suite(stages=("apgd-ce",), apgd_steps=20), saturated, x, y)
@@ -180,18 +193,20 @@ def test_margin_stage_is_blind_to_the_logits_scale_where_cross_entropy_saturates
 
 def test_cw_scaled_runs_foolbox_cw_at_each_samples_own_constant(one_thread, nominal_digits, batch):
     """The per-sample constant enters as scaled logits: the same points as foolbox C&W run
-    on each sample alone with initial_const = 2ε / ‖∇ margin(x)‖."""
+    on each sample alone with initial_const = scale·2ε / ‖∇ margin(x)‖."""
     x, y = batch[0][:4], batch[1][:4]
     eps, attack = EPS, suite(cw_scaled_steps=40)
     n = len(y)
-    together = attack._cw_at_scale(eps, 1.0)(PassCounter(nominal_digits), x, y, torch.arange(n))
+    scale = 3.0
+    together = attack._cw_at_scale(eps, scale)(PassCounter(nominal_digits), x, y, torch.arange(n))
     found = (together != 0).flatten(1).any(dim=1)  # foolbox's failure marker is an all-zero image
     assert found.any() and not found.all()
-    fmodel = fb.PyTorchModel(nominal_digits, bounds=(0, 1))
+    fmodel = fb.PyTorchModel(nominal_digits, bounds=(0, 1), device="cpu")
     for i in range(n):
         xi = x[i:i + 1].clone().requires_grad_(True)
         grad, = torch.autograd.grad(margin(nominal_digits(xi), y[i:i + 1]).sum(), xi)
         cw = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=40, stepsize=attack.cw_scaled_stepsize,
-                                              initial_const=float(2 * eps / grad.norm()), abort_early=False)
+                                              initial_const=float(scale * 2 * eps / grad.norm()),
+                                              abort_early=False)
         alone = cw(fmodel, x[i:i + 1], y[i:i + 1], epsilons=None)[0]
         assert torch.allclose(together[i:i + 1], alone, atol=1e-5)

@@ -169,7 +169,7 @@ def test_from_foolbox_own_starts_pgd_fools_every_sample_foolbox_fools(nominal_di
 
     model, pgd, eps = nominal_digits.eval(), PGD(id="t", norm="Linf", steps=3, restarts=2), 0.03
     x, y = digits_test.x[:100], digits_test.y[:100]
-    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1), device="cpu")
     attack = fb.attacks.LinfPGD(abs_stepsize=pgd.step_fraction * eps, steps=pgd.steps, random_start=True)
     for seed in range(4, 8):
         lives: list[torch.Tensor] = []

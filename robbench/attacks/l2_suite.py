@@ -131,7 +131,7 @@ class SuiteDetail:
     """Per sample, beside the AttackResult: `stage` is the index in `stages` of the
     stage that broke it (-1: robust), `stages` the names (CLEAN first, at index 0),
     `min_norm[name]` the norm of the verified adversarial each minimum-norm stage
-    (ddn, ddn-long, fmn, cw) found for the samples it ran on (inf: none, nan: did not run)."""
+    (ddn, ddn-long, cw-scaled, fmn, cw) found for the samples it ran on (inf: none, nan: did not run)."""
 
     stages: tuple[str, ...]
     stage: torch.Tensor
