@@ -142,7 +142,8 @@ def replayed_starts(peer: str, seed: int, x: torch.Tensor, lives: list[torch.Ten
     torch.manual_seed(seed)
     starts = {}
     for restart, live in enumerate(lives):
-        points = x[live.to(x.device)] + PEER_NOISE[peer](x[live.to(x.device)], eps)
+        xs = x[live.to(x.device)]
+        points = xs + PEER_NOISE[peer](xs, eps)
         starts.update({(int(i), restart): p for i, p in zip(live, points)})
     return starts
 

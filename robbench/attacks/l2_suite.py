@@ -90,7 +90,7 @@ from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 from robbench.attacks.autoattack import captured_messages, flag_for
 from robbench.attacks.base import Attack, AttackResult, register_attack, sample_generator
 from robbench.attacks.losses import margin
-from robbench.attacks.minimum_norm import PassCounter, rng_devices, split_evenly
+from robbench.attacks.minimum_norm import PassCounter, cw_failure_marker, rng_devices, split_evenly
 from robbench.attacks.pgd import project, random_start
 from robbench.defenses import DefenseModel
 
@@ -273,9 +273,8 @@ class L2Suite(Attack):
             fooled = (model(point).argmax(dim=1) != y0).cpu()
         state.n_forward[rows] += 1
         size = (point - x0).flatten(1).norm(dim=1).cpu()
-        if record in ("cw", "cw-scaled"):  # foolbox C&W's failure marker, an all-zero image: never a success
-            flat, flat0 = point.flatten(1), x0.flatten(1)
-            fooled &= ~((flat == 0).all(dim=1) & (flat0 != 0).any(dim=1)).cpu()
+        if record in ("cw", "cw-scaled"):
+            fooled &= ~cw_failure_marker(point, x0)
         outside = (fooled & (size > eps)).nonzero().squeeze(1)
         pulled_ok = torch.zeros(len(rows), dtype=torch.bool)
         pulled = point
@@ -360,26 +359,28 @@ class L2Suite(Attack):
         rows = (~state.broken & torch.isfinite(state.norm)).nonzero().squeeze(1)
         self._attempt(model, state, rows, eps, index, self._apgd(eps, seed, state, self.warm_loss, WARM))
 
+    @staticmethod
+    def _target_ranks(state: _State, targets: int, stage: str) -> range:
+        """Ranks by clean logit (2: the runner-up) of the classes a targeted stage aims at,
+        `targets` of them capped at classes - 1; none below 4 classes, where the targeted
+        DLR loss (it needs the 4 largest logits) is undefined: the stage is skipped, said."""
+        if state.classes < 4:
+            state.messages.append(f"l2-suite: {stage} skipped (fewer than 4 classes)")
+            return range(0)
+        return range(2, min(targets, state.classes - 1) + 2)
+
     def _apgd_t(self, model: DefenseModel, state: _State, eps: float, seed: int, index: int) -> None:
-        classes = state.classes
-        if classes < 4:  # the targeted DLR loss needs the 4 largest logits
-            state.messages.append("l2-suite: apgd-t skipped (fewer than 4 classes)")
-            return
         # no adversarial found yet (inf) is not "far": such a sample gets the targeted runs
         far = torch.isfinite(state.norm) & (state.norm > self.targeted_radius * eps)
-        for rank in range(2, min(self.apgd_targets, classes - 1) + 2):
+        for rank in self._target_ranks(state, self.apgd_targets, "apgd-t"):
             rows = (~state.broken & ~far).nonzero().squeeze(1)
             self._attempt(model, state, rows, eps, index,
                           self._apgd(eps, seed, state, "dlr-targeted", f"l2-suite/apgd-t/{rank}", rank))
 
     def _apgd_t_warm(self, model: DefenseModel, state: _State, eps: float, seed: int,
                      index: int) -> None:
-        classes = state.classes
-        if classes < 4:  # the targeted DLR loss needs the 4 largest logits
-            state.messages.append("l2-suite: apgd-t-warm skipped (fewer than 4 classes)")
-            return
         near = torch.isfinite(state.norm) & (state.norm <= self.warm_radius * eps)
-        for rank in range(2, min(self.warm_targets, classes - 1) + 2):
+        for rank in self._target_ranks(state, self.warm_targets, "apgd-t-warm"):
             rows = (~state.broken & near).nonzero().squeeze(1)
             self._attempt(model, state, rows, eps, index,
                           self._apgd(eps, seed, state, "dlr-targeted", WARM, rank))

@@ -55,6 +55,12 @@ def split_evenly(total: int, n: int) -> torch.Tensor:
     return counts
 
 
+def cw_failure_marker(point: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """Rows (on the CPU) where foolbox C&W returned its failure marker, an all-zero image
+    for a non-zero input: never a success, even where the model misclassifies black."""
+    return ((point.flatten(1) == 0).all(dim=1) & (x0.flatten(1) != 0).any(dim=1)).cpu()
+
+
 def rng_devices(x: torch.Tensor) -> list[int]:
     return [x.device.index or 0] if x.device.type == "cuda" else []
 
@@ -88,10 +94,8 @@ class MinimumNormAttack(Attack):
             point = raw.detach().clamp(0, 1)
             with torch.no_grad():
                 fooled = (counter(point).argmax(dim=1) != y0).cpu()
-            flat, flat0 = point.flatten(1), x0.flatten(1)
-            all_zero = ((flat == 0).all(dim=1) & (flat0 != 0).any(dim=1)).cpu()  # C&W's failure marker
-            unchanged = (flat == flat0).all(dim=1).cpu()  # DDN's (x itself is correct: no success)
-            hit = fooled & ~all_zero & ~unchanged
+            unchanged = (point.flatten(1) == x0.flatten(1)).all(dim=1).cpu()  # DDN's (x itself is correct)
+            hit = fooled & ~cw_failure_marker(point, x0) & ~unchanged
             rows = live[hit]
             x_adv[rows] = point[hit.to(point.device)]
             norm[rows] = (x_adv[rows] - x[rows]).flatten(1).norm(dim=1).cpu()
