@@ -19,9 +19,9 @@ from robbench.diagnostics import success_mismatch
 
 EPS = 1.0  # digits' protocol L2 ε
 TINY = dict(apgd_steps=10, apgd_targets=1, targeted_steps=10, ddn_steps=10, long_steps=20, fmn_steps=10,
-            cw_binary_search_steps=2, cw_steps=10, warm_targets=2, cw_scaled_steps=10)
-ALL_STAGES = ("apgd-ce", "apgd-margin", "ddn", "apgd-warm", "apgd-dlr", "apgd-t", "ddn-long",
-              "apgd-t-warm", "cw-scaled", "fmn", "cw")
+            cw_binary_search_steps=2, cw_steps=10, warm_targets=2, cw_search_steps=10, ddn_inits=(1.0, 0.5))
+ALL_STAGES = ("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "apgd-warm", "apgd-dlr", "apgd-t",
+              "ddn-long", "apgd-t-warm", "cw-search", "fmn", "cw")
 
 
 def suite(**kw) -> L2Suite:
@@ -106,12 +106,15 @@ def test_second_ddn_start_runs_only_on_the_first_starts_survivors(one_thread, no
     assert (d2.min_norm["ddn"][finite] <= d1.min_norm["ddn"][finite]).all()
 
 
-def test_warm_targeted_stage_runs_only_near_the_boundary_and_breaks_there(one_thread, nominal_digits,
-                                                                          batch):
+@pytest.mark.parametrize("stage, radius", [("apgd-t-warm", "warm_radius"), ("apgd-warm", "warm_radius"),
+                                           ("ddn-restarts", "restart_radius")])
+def test_near_boundary_stage_runs_only_near_the_boundary_and_breaks_there(one_thread, nominal_digits,
+                                                                          batch, stage, radius):
     x, y = batch
     eps = 0.6
     base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, eps)
-    attack = suite(stages=("ddn", "apgd-t-warm"), warm_radius=1.5, warm_targets=9, targeted_steps=20)
+    attack = suite(stages=("ddn", stage), warm_targets=9, targeted_steps=20, apgd_steps=30,
+                   **{radius: 1.5})
     result, detail = run(attack, nominal_digits, x, y, eps)
     survivors = ~base.success
     near = survivors & (base.norm <= 1.5 * eps)
@@ -119,11 +122,11 @@ def test_warm_targeted_stage_runs_only_near_the_boundary_and_breaks_there(one_th
     assert near.any() and far.any()
     paid = result.n_backward - base.n_backward
     assert (paid[near] > 0).all() and (paid[far] == 0).all() and (paid[base.success] == 0).all()
-    warm = detail.stage == detail.stages.index("apgd-t-warm")
-    assert warm.any() and (warm <= near).all()  # it breaks samples, and only those it ran on
+    broke = detail.stage == detail.stages.index(stage)
+    assert broke.any() and (broke <= near).all()  # it breaks samples, and only those it ran on
     with torch.no_grad():
-        assert (nominal_digits(result.x_adv[warm]).argmax(dim=1) != y[warm]).all()
-    assert ((result.x_adv[warm] - x[warm]).flatten(1).norm(dim=1) <= eps).all()
+        assert (nominal_digits(result.x_adv[broke]).argmax(dim=1) != y[broke]).all()
+    assert ((result.x_adv[broke] - x[broke]).flatten(1).norm(dim=1) <= eps).all()
 
 
 def test_targeted_stage_skips_survivors_whose_best_adversarial_is_far(one_thread, nominal_digits, batch):
@@ -153,8 +156,8 @@ def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test,
 
 def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
     x, y = batch
-    attack = suite(stages=("apgd-ce", "apgd-margin", "apgd-warm", "apgd-t", "apgd-t-warm", "fmn",
-                           "cw-scaled", "cw"), cw_radius=3.0)
+    attack = suite(stages=("apgd-ce", "apgd-margin", "ddn-margin", "apgd-warm", "apgd-t", "apgd-t-warm",
+                           "fmn", "cw-search", "ddn-restarts", "cw"), cw_radius=3.0, restart_radius=3.0)
 
     def whole(size):
         parts = list(run_in_batches(attack, at_digits, x, y, torch.arange(len(y)), eps=0.6, seed=0,
@@ -191,22 +194,75 @@ def test_margin_stage_is_blind_to_the_logits_scale_where_cross_entropy_saturates
     assert torch.equal(margin_scaled.success, margin_plain.success)
 
 
-def test_cw_scaled_runs_foolbox_cw_at_each_samples_own_constant(one_thread, nominal_digits, batch):
+def test_cw_search_runs_foolbox_cw_at_each_samples_own_constant(one_thread, nominal_digits, batch):
     """The per-sample constant enters as scaled logits: the same points as foolbox C&W run
-    on each sample alone with initial_const = scale·2ε / ‖∇ margin(x)‖."""
+    on each sample alone at that constant; the first guess is 2ε / ‖∇ margin(x)‖."""
     x, y = batch[0][:4], batch[1][:4]
-    eps, attack = EPS, suite(cw_scaled_steps=40)
+    eps, attack = EPS, suite(cw_search_steps=40)
     n = len(y)
-    scale = 3.0
-    together = attack._cw_at_scale(eps, scale)(PassCounter(nominal_digits), x, y, torch.arange(n))
+    guess = torch.full((n,), float("nan"))
+    attack._cw_at(eps, guess)(PassCounter(nominal_digits), x, y, torch.arange(n))
+    const = 3 * guess
+    together = attack._cw_at(eps, const)(PassCounter(nominal_digits), x, y, torch.arange(n))
     found = (together != 0).flatten(1).any(dim=1)  # foolbox's failure marker is an all-zero image
     assert found.any() and not found.all()
     fmodel = fb.PyTorchModel(nominal_digits, bounds=(0, 1), device="cpu")
     for i in range(n):
         xi = x[i:i + 1].clone().requires_grad_(True)
         grad, = torch.autograd.grad(margin(nominal_digits(xi), y[i:i + 1]).sum(), xi)
-        cw = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=40, stepsize=attack.cw_scaled_stepsize,
-                                              initial_const=float(scale * 2 * eps / grad.norm()),
-                                              abort_early=False)
+        assert torch.isclose(guess[i], 2 * eps / grad.norm(), rtol=1e-5)
+        cw = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=40, stepsize=attack.cw_search_stepsize,
+                                              initial_const=float(const[i]), abort_early=False)
         alone = cw(fmodel, x[i:i + 1], y[i:i + 1], epsilons=None)[0]
         assert torch.allclose(together[i:i + 1], alone, atol=1e-5)
+
+
+def test_cw_search_lowers_the_constant_after_an_adversarial_and_raises_it_after_none(
+        one_thread, nominal_digits, batch, monkeypatch):
+    """C&W's binary search, per row: ÷ factor after an adversarial and × factor after none
+    until a bracket exists, then its geometric middle."""
+    x, y = batch
+    rounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # rows, constants, crossed
+    inner = L2Suite._cw_at
+
+    def recording(self, eps, const):
+        run_cw = inner(self, eps, const)
+
+        def attack(counter, x0, y0, rows):
+            point = run_cw(counter, x0, y0, rows)
+            with torch.no_grad():
+                crossed = (nominal_digits(point).argmax(dim=1) != y0) & (point != 0).flatten(1).any(dim=1)
+            rounds.append((rows.clone(), const[rows].clone(), crossed))
+            return point
+        return attack
+
+    monkeypatch.setattr(L2Suite, "_cw_at", recording)
+    # ddn first: cw-search runs only where some adversarial is already known
+    attack = suite(stages=("ddn", "cw-search"), cw_search_rounds=3, cw_search_steps=20,
+                   cw_search_factor=3.0, cw_radius=float("inf"))
+    run(attack, nominal_digits, x, y, eps=0.3)
+    assert len(rounds) == 3
+    low, high = {}, {}
+    checked = {"down": 0, "up": 0}
+    for (rows, const, crossed), (later_rows, later_const, _) in zip(rounds, rounds[1:]):
+        nxt = dict(zip(later_rows.tolist(), later_const.tolist()))
+        for r, c, hit in zip(rows.tolist(), const.tolist(), crossed.tolist()):
+            (high if hit else low)[r] = c
+            if r not in nxt:
+                continue  # broken within ε
+            if r in low and r in high:
+                assert nxt[r] == pytest.approx((low[r] * high[r]) ** 0.5, rel=1e-6)
+            else:
+                assert nxt[r] == pytest.approx(c / 3 if hit else c * 3, rel=1e-6)
+            checked["down" if hit else "up"] += 1
+    assert checked["down"] and checked["up"]
+
+
+def test_ddn_margin_stage_is_blind_to_the_logits_scale(one_thread, nominal_digits, batch):
+    x, y = batch
+    saturated = ScaledUp(nominal_digits, 2.0 ** 14).eval()
+    attack = suite(stages=("ddn-margin",), ddn_steps=20)
+    plain, _ = run(attack, nominal_digits, x, y, eps=0.5)
+    scaled, _ = run(attack, saturated, x, y, eps=0.5)
+    assert plain.success.any() and not plain.success.all()
+    assert torch.equal(scaled.success, plain.success) and torch.equal(scaled.norm, plain.norm)

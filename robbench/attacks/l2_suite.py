@@ -5,49 +5,64 @@ minimal norm. The suite runs cheap strong attacks first and stops each sample as
 soon as it is broken within ε; every later stage runs only on the samples still
 robust. Default stages, in order:
 
-    apgd-ce    pyautoattack APGD (L2, at ε) on cross-entropy, from a random start
+    apgd-ce    pyautoattack APGD (L2, at ε, `apgd_steps`) on cross-entropy, from a random start
     apgd-margin  APGD on the C&W margin max_{c≠y} z_c − z_y, started at x itself. Where
                distance-based logits leave huge gaps, the cross-entropy's gradient
                underflows and APGD-CE does not move: on mmc-mnist-t10k APGD-CE broke 6 of
                500 samples and this stage 437 more; it broke 9 of the 25 samples that
                the suite without it left robust, untargeted DLR 3, APGD-CE from x 0
-    ddn        foolbox DDN (minimum norm), once per initial radius in `ddn_inits` (default
-               ε, then ε/2 on the survivors of the first). The committed reference DDN
-               starts at ε/2; each start finds samples the other misses on the
-               mnist-t10k zoo. Its norms decide where the later stages run
+    ddn        foolbox DDN (minimum norm, on the cross-entropy) once per initial radius in
+               `ddn_inits` (default ε/2, the committed reference DDN's start). Its norms, and
+               those of the next stage, decide where the later stages run
+    ddn-margin DDN on the C&W margin (robbench.attacks.margin_ddn), from ε and then ε/2
+               (`margin_ddn_inits`). foolbox's DDN steps in a random direction wherever the
+               cross-entropy's gradient is exactly zero; the margin keeps a gradient: it
+               broke 4 of the 13 samples the suite without it left robust (at 0.88-0.97 ε,
+               where foolbox's DDN found 1.14-2.9 ε) and 21 more on trades-mnist-t10k
     apgd-t     APGD on the targeted DLR loss (scale-invariant), toward the `apgd_targets`
                classes with the highest clean logits after the label, one run of
                `targeted_steps` per target, on survivors whose best adversarial so far
                lies within `targeted_radius`·ε (or that have none)
-    cw-scaled  foolbox C&W-L2 with no binary search, at one constant per sample guessed
-               from the margin's gradient at x (c = s·2ε/‖∇ margin(x)‖, for each s in
-               `cw_const_scales`, each run on the survivors of the last), on survivors
-               within `cw_radius`·ε. Samples whose minimal norm lies just below ε and
-               that only C&W 9x1000 found fall to it: with 1000 steps at s = 1, 3, 10 it
-               broke 18 of those 25, where C&W 5x100 / 3x200 / 4x250 from the library's
-               initial constants broke 0 / 0 / 2. A larger constant lands further out
-               (norms grow with s), so the smallest s that crosses wins
-    apgd-t-warm  targeted APGD (DLR) toward each of `warm_targets` classes, started from
-               the best adversarial beyond ε projected onto the ε-ball, only on survivors
-               whose best adversarial lies within `warm_radius`·ε (1.1): near-ε C&W
-               breaks often lie toward a class far down the clean ranking
+    cw-search  foolbox C&W-L2 with C&W's own binary search over the constant, per sample,
+               but from a guessed constant (c0 = 2ε/‖∇ margin(x)‖) and with
+               `cw_search_rounds` constants of `cw_search_steps` steps, on survivors within
+               `cw_radius`·ε. Near ε the constant decides everything: on the missed
+               samples the smallest constant that crosses mostly lands far closer than a
+               larger one (drp-l2 108: 0.79 ε at c = 3, 1.27 ε at c = 100), so a constant
+               is divided by `cw_search_factor` after any adversarial, multiplied by it
+               after none, and bisected (geometrically) once bracketed. Not always: a
+               larger constant sometimes lands on a closer class (mat-bibo 102: 1.31 ε at
+               c = 3, 0.96 ε at c = 10). Over 4 rounds, foolbox's own rule (x 10 up, halve
+               down) broke that one and lost two others, at-mnist-t10k 4 and 278
+    apgd-warm  APGD on the margin (`warm_loss`) from the best adversarial beyond ε,
+               projected onto the ε-ball, on survivors within `warm_radius`·ε
+    apgd-t-warm  targeted APGD (DLR) toward each of `warm_targets` classes, from the same
+               warm start, on survivors within `warm_radius`·ε (1.1): near-ε C&W breaks
+               often lie toward a class far down the clean ranking
+    ddn-restarts  DDN from random points in the ball, one run per (loss, radius) in
+               `restart_starts` (margin and cross-entropy, ε/2 and ε), each on the survivors
+               of the last within `restart_radius`·ε. The reference's DDN broke mat 34 and
+               411 only through the random directions foolbox's DDN takes where the
+               cross-entropy's gradient underflows (20-30% of fresh draws land within ε);
+               from random points this stage broke mat 34 and 398, 23 samples in all on
+               mat-mnist-t10k, for 0.3-0.5% of the reference's passes
 
 Optional stages (not in the default `stages`):
 
-    apgd-warm  APGD (`warm_loss`) from the best adversarial beyond ε, projected onto the
-               ε-ball (on survivors with such a point)
     ddn-long   DDN with `long_steps` on the survivors within `long_radius`·ε
     apgd-dlr   APGD on the untargeted DLR loss
     fmn        foolbox L2 FMN (minimum norm; weaker than DDN in our trials)
     cw         foolbox C&W-L2 with a moderate budget and abort_early off
 
-Every stage in the default set, and each of the optional apgd-warm and ddn-long, broke
-some sample that the reference (C&W 9x1000 + DDN) broke and no other stage did; the
-default set is the one that fits 10% of the reference's passes on the robust models
-(benchmarks/results-l2-suite.json; README "L2 suite"). It still misses 13 of the
-reference's breaks on the 14 mnist-t10k models (one of them, drp-l2 sample 247, C&W
-9x1000 finds only in the reference's own batch: alone it ends at 2.09 > ε = 2), so it
-is not the standard L2 set: standard-l2 stays cw + ddn.
+The default set is the one that fits 10% of the reference's passes (C&W 9x1000 + DDN)
+on the robust models (benchmarks/results-l2-suite.json; README "L2 suite"). It still
+leaves robust 6 samples the reference breaks within ε on the 14 mnist-t10k models, so
+it is not the standard L2 set: standard-l2 stays cw + ddn. What those need: C&W's 1000
+steps at a constant the 4-round search does not reach (trades 198 at 0.993 ε, mat-so 82
+at 0.970 ε; mat-bibo 102 and 407, whose closer class C&W reaches only at about 10 times
+the guessed constant), or the random directions of foolbox's DDN where the
+cross-entropy's gradient underflows (mat-so 35: 20% of fresh draws land within ε);
+mat 180 (reference DDN at 0.985 ε) fell to apgd-t-warm in another order of the stages.
 
 Honesty: no library verdict is trusted. Every returned point is clipped to [0, 1],
 its L2 distance to x computed, and re-classified by the model; a sample is broken
@@ -74,7 +89,9 @@ Randomness: APGD's random starts come from `sample_generator(seed, ...)`, one pe
 (abort_early off: foolbox aborts on the batch's summed loss) are otherwise
 deterministic and per sample, so results do not depend on batching. DDN draws a
 random direction only where a gradient is exactly zero; it is seeded with `seed`,
-and that rare draw depends on the batch's composition.
+and that draw depends on the batch's composition (whether a cross-entropy gradient
+underflows to exactly zero can itself differ between batch sizes). ddn-margin draws
+nothing.
 """
 
 from __future__ import annotations
@@ -87,16 +104,17 @@ import foolbox as fb
 import torch
 from pyautoattack.autopgd_base import APGDAttack, APGDAttack_targeted
 
+from robbench.attacks import margin_ddn
 from robbench.attacks.autoattack import captured_messages, flag_for
 from robbench.attacks.base import Attack, AttackResult, register_attack, sample_generator
-from robbench.attacks.losses import margin
+from robbench.attacks.losses import LOSSES, margin
 from robbench.attacks.minimum_norm import PassCounter, cw_failure_marker, rng_devices, split_evenly
 from robbench.attacks.pgd import project, random_start
 from robbench.defenses import DefenseModel
 
-STAGES = ("apgd-ce", "apgd-dlr", "apgd-margin", "apgd-t", "apgd-warm", "ddn", "ddn-long",
-          "apgd-t-warm", "cw-scaled", "fmn", "cw")
-MINIMUM_NORM_STAGES = ("ddn", "ddn-long", "cw-scaled", "fmn", "cw")
+STAGES = ("apgd-ce", "apgd-dlr", "apgd-margin", "apgd-t", "apgd-warm", "ddn", "ddn-margin",
+          "ddn-long", "apgd-t-warm", "cw-search", "ddn-restarts", "fmn", "cw")
+MINIMUM_NORM_STAGES = ("ddn", "ddn-margin", "ddn-long", "cw-search", "ddn-restarts", "fmn", "cw")
 CLEAN = "clean"  # the stage name of samples misclassified without any perturbation; an APGD start
 WARM = "warm"  # an APGD start: the best adversarial found so far, projected onto the ε-ball
 PULL = 1 - 1e-6  # radius factor for points just beyond ε pulled back into the ball
@@ -131,7 +149,7 @@ class SuiteDetail:
     """Per sample, beside the AttackResult: `stage` is the index in `stages` of the
     stage that broke it (-1: robust), `stages` the names (CLEAN first, at index 0),
     `min_norm[name]` the norm of the verified adversarial each minimum-norm stage
-    (ddn, ddn-long, cw-scaled, fmn, cw) found for the samples it ran on (inf: none, nan: did not run)."""
+    (ddn, ddn-margin, ddn-long, cw-search, fmn, cw) found for the samples it ran on (inf: none, nan: did not run)."""
 
     stages: tuple[str, ...]
     stage: torch.Tensor
@@ -168,32 +186,43 @@ class L2Suite(Attack):
     """Staged L2 attack at ε; see the module docstring. Fields are the stage budgets."""
 
     minimum_norm: ClassVar[bool] = True  # robust samples may report norms beyond ε
-    stages: tuple[str, ...] = ("apgd-ce", "apgd-margin", "ddn", "apgd-t", "cw-scaled", "apgd-t-warm")
-    apgd_steps: int = 100
+    stages: tuple[str, ...] = ("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "apgd-t", "cw-search",
+                               "apgd-warm", "apgd-t-warm", "ddn-restarts")
+    apgd_steps: int = 50  # apgd-ce, apgd-margin, apgd-warm: at 100 the first two stages cost
+                          # twice as much (2.5% of the reference's passes on mat-mnist-t10k);
+                          # what 50 frees pays for ddn-restarts and cw-search's 4th round
     apgd_restarts: int = 1  # per APGD loss (untargeted stages)
     apgd_targets: int = 4  # apgd-t: target classes (capped at classes - 1), one run each.
                            # nominal-mnist-t10k sample 72 (C&W 1.90 at ε = 2) falls only
                            # to the 4th target; APGD-CE/DLR with 5 restarts miss it
-    targeted_radius: float = 1.5  # apgd-t skips survivors whose best adversarial lies beyond this x ε
+    targeted_radius: float = 1.3  # apgd-t skips survivors whose best adversarial lies beyond this x ε
+                                  # (after ddn-margin, the reference breaks apgd-t found lay within 1.26)
     targeted_steps: int = 100  # apgd-t's and apgd-t-warm's APGD iterations per target
                                # (at-mnist-t10k: 50 left a C&W break that 100 find;
                                # apgd-t-warm with 50 broke 13 of the 17 misses 100 broke)
-    warm_loss: str = "ce"  # apgd-warm's loss
+    warm_loss: str = "margin"  # apgd-warm's loss (mat 398: margin and CE broke it from the
+                               # warm start, neither from x, targeted toward any class)
     ddn_steps: int = 100
-    ddn_inits: tuple[float, ...] = (1.0, 0.5)  # ddn: one run per initial radius (x ε), each on
-                                               # the survivors of the last
+    ddn_inits: tuple[float, ...] = (0.5,)  # ddn: one run per initial radius (x ε), each on the
+                                           # survivors of the last
     ddn_gamma: float = 0.05
     long_steps: int = 300  # ddn-long's DDN steps
     long_radius: float = 1.25  # ddn-long runs where the best adversarial has norm <= this x ε
     warm_targets: int = 4  # apgd-t-warm: target classes (capped at classes - 1). All 9 broke
                            # mat-so-mnist-t10k samples toward the 6th, 9th and 10th class by clean
-                           # logit, but cost the budget that apgd-margin and cw-scaled now use
-    warm_radius: float = 1.1  # apgd-t-warm runs where the best adversarial has norm <= this x ε
-    cw_const_scales: tuple[float, ...] = (1.0, 3.0, 10.0)  # cw-scaled: one run per scale, each
-                                                           # on the survivors of the last
-    cw_scaled_steps: int = 300  # at 3x foolbox's step size: on the 25 samples, 1000 steps at
-    cw_scaled_stepsize: float = 3e-2  # 1e-2 broke 18, 300 at 3e-2 15, for 30% of the passes
-    cw_radius: float = 1.25  # cw-scaled runs where the best adversarial has norm <= this x ε
+                           # logit, but cost the budget that apgd-margin and cw-search now use
+    warm_radius: float = 1.1  # apgd-warm and apgd-t-warm run where the best adversarial has norm <= this x ε
+    margin_ddn_inits: tuple[float, ...] = (1.0, 0.5)  # ddn-margin: as ddn_inits, with ddn_steps
+                                                      # (drp-l2 247 fell from ε, mat 497 from ε/2)
+    cw_search_rounds: int = 4  # cw-search: constants tried per sample (C&W's binary search steps;
+                               # 3 left at-mnist-t10k 278 robust)
+    cw_search_factor: float = 3.0  # cw-search: the constant's factor until the search brackets it
+    cw_search_steps: int = 300  # at 3x foolbox's step size: on the 25 samples, 1000 steps at
+    cw_search_stepsize: float = 3e-2  # 1e-2 broke 18, 300 at 3e-2 15, for 30% of the passes
+    cw_radius: float = 1.25  # cw-search runs where the best adversarial has norm <= this x ε
+    restart_starts: tuple[tuple[str, float], ...] = (("margin", 0.5), ("ce", 1.0), ("margin", 1.0),
+                                                     ("ce", 0.5))  # ddn-restarts: (loss, radius x ε)
+    restart_radius: float = 1.1  # ddn-restarts runs where the best adversarial has norm <= this x ε
     fmn_steps: int = 100
     cw_binary_search_steps: int = 5
     cw_steps: int = 100
@@ -245,11 +274,12 @@ class L2Suite(Attack):
     # --- one attempt: run a library attack on some samples, verify, account ---------------
     def _attempt(self, model: DefenseModel, state: _State, rows: torch.Tensor, eps: float,
                  index: int, attack: Callable[[PassCounter, torch.Tensor, torch.Tensor, torch.Tensor],
-                                              torch.Tensor], record: str | None = None) -> None:
+                                              torch.Tensor], record: str | None = None) -> torch.Tensor:
         """Runs `attack(counter, x0, y0, rows)` on the batch rows `rows` (returns one
-        candidate point each), verifies the candidates and charges every row its share."""
+        candidate point each), verifies the candidates and charges every row its share.
+        Returns, per row, whether its candidate is a verified adversarial (at any norm)."""
         if len(rows) == 0:
-            return
+            return torch.zeros(0, dtype=torch.bool)
         counter = PassCounter(model)
         dev_rows = rows.to(state.x.device)
         x0, y0 = state.x[dev_rows], state.y[dev_rows]
@@ -259,21 +289,21 @@ class L2Suite(Attack):
         # every row ran for the same number of model calls: the split is exact
         state.n_forward[rows] += split_evenly(counter.forward_passes, len(rows))
         state.n_backward[rows] += split_evenly(counter.backward_passes, len(rows))
-        self._verify(model, state, rows, x0, y0, candidate, eps, index, record)
+        return self._verify(model, state, rows, x0, y0, candidate, eps, index, record)
 
     @staticmethod
     def _verify(model: DefenseModel, state: _State, rows: torch.Tensor, x0: torch.Tensor,
                 y0: torch.Tensor, candidate: torch.Tensor, eps: float, index: int,
-                record: str | None) -> None:
+                record: str | None) -> torch.Tensor:
         """Our own verdict on the candidates: clipped, measured, re-classified. Beyond-ε
-        adversarials are also tried pulled back into the ball. Updates the state and
-        charges each row the forward passes of its own checks."""
+        adversarials are also tried pulled back into the ball. Updates the state, charges
+        each row the forward passes of its own checks and returns the fooled mask."""
         point = candidate.clamp(0, 1)
         with torch.no_grad():
             fooled = (model(point).argmax(dim=1) != y0).cpu()
         state.n_forward[rows] += 1
         size = (point - x0).flatten(1).norm(dim=1).cpu()
-        if record in ("cw", "cw-scaled"):
+        if record in ("cw", "cw-search"):
             fooled &= ~cw_failure_marker(point, x0)
         outside = (fooled & (size > eps)).nonzero().squeeze(1)
         pulled_ok = torch.zeros(len(rows), dtype=torch.bool)
@@ -303,6 +333,7 @@ class L2Suite(Attack):
                 if brk:
                     state.broken[sel] = True
                     state.stage[sel] = index
+        return fooled
 
     # --- stages ------------------------------------------------------------------------
     def _apgd(self, eps: float, seed: int, state: _State, loss: str, start: str,
@@ -356,7 +387,8 @@ class L2Suite(Attack):
 
     def _apgd_warm(self, model: DefenseModel, state: _State, eps: float, seed: int,
                    index: int) -> None:
-        rows = (~state.broken & torch.isfinite(state.norm)).nonzero().squeeze(1)
+        near = torch.isfinite(state.norm) & (state.norm <= self.warm_radius * eps)
+        rows = (~state.broken & near).nonzero().squeeze(1)
         self._attempt(model, state, rows, eps, index, self._apgd(eps, seed, state, self.warm_loss, WARM))
 
     @staticmethod
@@ -399,33 +431,78 @@ class L2Suite(Attack):
                                           gamma=self.ddn_gamma)
             self._attempt(model, state, state.live(), eps, index, self._foolbox(attack, seed), "ddn")
 
+    def _ddn_margin(self, model: DefenseModel, state: _State, eps: float, seed: int,
+                    index: int) -> None:
+        for ratio in self.margin_ddn_inits:
+            def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
+                       init: float = ratio * eps) -> torch.Tensor:
+                return margin_ddn.ddn(counter, x0, y0, steps=self.ddn_steps, init_epsilon=init,
+                                      gamma=self.ddn_gamma)
+
+            self._attempt(model, state, state.live(), eps, index, attack, "ddn-margin")
+
+    def _ddn_restarts(self, model: DefenseModel, state: _State, eps: float, seed: int,
+                      index: int) -> None:
+        """DDN from random points, one run per (loss, radius) in `restart_starts`, each on
+        the survivors of the last, near the boundary only."""
+        near = torch.isfinite(state.norm) & (state.norm <= self.restart_radius * eps)
+        for restart, (loss, radius) in enumerate(self.restart_starts):
+            def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
+                       loss: str = loss, radius: float = radius, restart: int = restart) -> torch.Tensor:
+                gens = [sample_generator(seed, "l2-suite/ddn-restarts", int(state.ids[r]), restart)
+                        for r in rows]
+                return margin_ddn.ddn(counter, x0, y0, steps=self.ddn_steps, init_epsilon=radius * eps,
+                                      gamma=self.ddn_gamma, loss=LOSSES[loss],
+                                      start=random_start(x0, radius * eps, "L2", gens))
+
+            rows = (~state.broken & near).nonzero().squeeze(1)
+            self._attempt(model, state, rows, eps, index, attack, "ddn-restarts")
+
     def _ddn_long(self, model: DefenseModel, state: _State, eps: float, seed: int, index: int) -> None:
         rows = (~state.broken & (state.norm <= self.long_radius * eps)).nonzero().squeeze(1)
         attack = fb.attacks.DDNAttack(init_epsilon=eps, steps=self.long_steps, gamma=self.ddn_gamma)
         self._attempt(model, state, rows, eps, index, self._foolbox(attack, seed), "ddn-long")
 
-    def _cw_scaled(self, model: DefenseModel, state: _State, eps: float, seed: int,
+    def _cw_search(self, model: DefenseModel, state: _State, eps: float, seed: int,
                    index: int) -> None:
+        """C&W's binary search over its constant, per sample, from a guessed constant and
+        with few steps per constant. Each round runs on the survivors; a row's constant goes
+        down (÷ factor, or to the geometric middle of its bracket) after any adversarial,
+        up after none, as foolbox's search does from its own start."""
         near = torch.isfinite(state.norm) & (state.norm <= self.cw_radius * eps)
-        for scale in self.cw_const_scales:
+        n = len(state.y)
+        const = torch.full((n,), float("nan"))
+        low, high = torch.zeros(n), torch.full((n,), float("inf"))
+        for _ in range(self.cw_search_rounds):
             rows = (~state.broken & near).nonzero().squeeze(1)
-            self._attempt(model, state, rows, eps, index, self._cw_at_scale(eps, scale), "cw-scaled")
+            crossed = self._attempt(model, state, rows, eps, index, self._cw_at(eps, const),
+                                    "cw-search")
+            tried = const[rows]
+            high[rows] = torch.where(crossed, tried, high[rows])
+            low[rows] = torch.where(crossed, low[rows], tried)
+            bracketed = torch.sqrt(low[rows] * high[rows])
+            const[rows] = torch.where(high[rows].isinf(), tried * self.cw_search_factor,
+                                      torch.where(low[rows] == 0, tried / self.cw_search_factor,
+                                                  bracketed))
 
-    def _cw_at_scale(self, eps: float, scale: float) -> Callable[..., torch.Tensor]:
-        """foolbox C&W-L2 with no binary search, at one constant per sample: c = scale·2ε /
-        ‖∇ margin(x)‖, where the penalty's gradient 2δ at a perturbation of size ε balances
-        c times the margin's gradient at x. Per-sample constants enter as logits scaled by
-        c under initial_const 1 (the margin term is c·max(0, z_y − max_other z))."""
+    def _cw_at(self, eps: float, const: torch.Tensor) -> Callable[..., torch.Tensor]:
+        """foolbox C&W-L2, one constant per row: `const[row]`, or where that is nan the
+        guess c = 2ε / ‖∇ margin(x)‖ (written back into `const`), at which the penalty's
+        gradient 2δ at a perturbation of size ε balances c times the margin's gradient at
+        x. Per-row constants enter as logits scaled by c under initial_const 1 (the
+        margin term is then c·max(0, z_y − max_other z), exactly C&W's)."""
 
         def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor,
                    rows: torch.Tensor) -> torch.Tensor:
-            probe = x0.clone().requires_grad_(True)
-            grad, = torch.autograd.grad(margin(counter(probe), y0).sum(), probe)
-            const = scale * 2 * eps / grad.flatten(1).norm(dim=1).clamp_min(1e-12)
-            fmodel = fb.PyTorchModel(_ScaledLogits(counter, const.detach()), bounds=(0, 1),
+            unset = const[rows].isnan()
+            if unset.any():
+                probe = x0[unset.to(x0.device)].clone().requires_grad_(True)
+                grad, = torch.autograd.grad(margin(counter(probe), y0[unset.to(x0.device)]).sum(), probe)
+                const[rows[unset]] = (2 * eps / grad.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu()
+            fmodel = fb.PyTorchModel(_ScaledLogits(counter, const[rows]), bounds=(0, 1),
                                      device=x0.device)
-            cw = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=self.cw_scaled_steps,
-                                                  stepsize=self.cw_scaled_stepsize, initial_const=1.0,
+            cw = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=self.cw_search_steps,
+                                                  stepsize=self.cw_search_stepsize, initial_const=1.0,
                                                   abort_early=False)
             return cw(fmodel, x0, y0, epsilons=None)[0]
 

@@ -1,0 +1,38 @@
+"""DDN on a chosen loss: foolbox's DDNAttack where the loss is foolbox's (cross-entropy),
+and a margin version that still moves where the cross-entropy's gradient is zero."""
+
+from __future__ import annotations
+
+import foolbox as fb
+import torch
+
+from robbench.attacks.losses import cross_entropy
+from robbench.attacks.margin_ddn import ddn
+
+
+def test_on_cross_entropy_it_returns_foolbox_ddns_points(one_thread, nominal_digits, digits_test):
+    x, y = digits_test.x[:16], digits_test.y[:16]
+    ours = ddn(nominal_digits, x, y, steps=30, init_epsilon=0.5, gamma=0.05, loss=cross_entropy)
+    fmodel = fb.PyTorchModel(nominal_digits, bounds=(0, 1), device="cpu")
+    theirs = fb.attacks.DDNAttack(init_epsilon=0.5, steps=30, gamma=0.05)(fmodel, x, y, epsilons=None)[0]
+    assert (ours != x).flatten(1).any(dim=1).all()
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_on_the_margin_it_breaks_samples_whose_cross_entropy_gradient_is_zero(one_thread, nominal_digits,
+                                                                              digits_test):
+    x, y = digits_test.x[:16], digits_test.y[:16]
+
+    def saturated(inputs: torch.Tensor) -> torch.Tensor:
+        return nominal_digits(inputs) * 2.0 ** 20
+
+    with torch.no_grad():
+        clean_right = saturated(x).argmax(dim=1) == y
+    point = x[:1].clone().requires_grad_(True)
+    grad, = torch.autograd.grad(cross_entropy(saturated(point), y[:1]).sum(), point)
+    assert bool(clean_right[0]) and not grad.any()  # the cross-entropy gives no direction
+    found = ddn(saturated, x, y, steps=30, init_epsilon=0.5)
+    with torch.no_grad():
+        fooled = saturated(found).argmax(dim=1) != y
+    assert fooled[clean_right].all()
+    assert ((found - x).flatten(1).norm(dim=1)[clean_right] < 3.0).all()
