@@ -12,7 +12,7 @@ import torch
 from model_zoo.zoo import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.base import run_in_batches
-from robbench.attacks.l2_suite import L2Suite
+from robbench.attacks.l2_suite import L2Suite, next_constants
 from robbench.attacks.losses import margin
 from robbench.attacks.minimum_norm import PassCounter
 from robbench.diagnostics import success_mismatch
@@ -21,7 +21,7 @@ EPS = 1.0  # digits' protocol L2 ε
 TINY = dict(apgd_steps=10, apgd_targets=1, targeted_steps=10, ddn_steps=10, long_steps=20, fmn_steps=10,
             cw_binary_search_steps=2, cw_steps=10, warm_targets=2, cw_search_steps=10, ddn_inits=(1.0, 0.5))
 ALL_STAGES = ("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "apgd-warm", "apgd-dlr", "apgd-t",
-              "ddn-long", "apgd-t-warm", "cw-search", "fmn", "cw")
+              "ddn-long", "apgd-t-warm", "cw-search", "ddn-restarts", "fmn", "cw")
 
 
 def suite(**kw) -> L2Suite:
@@ -165,6 +165,9 @@ def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
         return [torch.cat([getattr(r, f) for _, r, _ in parts])
                 for f in ("success", "norm", "n_forward", "n_backward")]
 
+    _, detail = run(attack, at_digits, x, y, eps=0.6)
+    for stage in ("ddn-margin", "cw-search", "ddn-restarts"):  # each ran on some sample
+        assert not detail.min_norm[stage].isnan().all(), stage
     (s1, n1, f1, b1), (s2, n2, f2, b2) = whole(len(y)), whole(5)
     assert torch.equal(s1, s2) and torch.equal(f1, f2) and torch.equal(b1, b2)
     finite = torch.isfinite(n1)
@@ -243,7 +246,7 @@ def test_cw_search_lowers_the_constant_after_an_adversarial_and_raises_it_after_
     run(attack, nominal_digits, x, y, eps=0.3)
     assert len(rounds) == 3
     low, high = {}, {}
-    checked = {"down": 0, "up": 0}
+    checked = {"down": 0, "up": 0, "bracketed": 0}
     for (rows, const, crossed), (later_rows, later_const, _) in zip(rounds, rounds[1:]):
         nxt = dict(zip(later_rows.tolist(), later_const.tolist()))
         for r, c, hit in zip(rows.tolist(), const.tolist(), crossed.tolist()):
@@ -252,10 +255,23 @@ def test_cw_search_lowers_the_constant_after_an_adversarial_and_raises_it_after_
                 continue  # broken within ε
             if r in low and r in high:
                 assert nxt[r] == pytest.approx((low[r] * high[r]) ** 0.5, rel=1e-6)
+                checked["bracketed"] += 1
             else:
                 assert nxt[r] == pytest.approx(c / 3 if hit else c * 3, rel=1e-6)
-            checked["down" if hit else "up"] += 1
-    assert checked["down"] and checked["up"]
+                checked["down" if hit else "up"] += 1
+    assert checked["up"] and checked["bracketed"], checked  # "down": see the next test
+
+
+def test_next_constant_divides_after_a_crossing_multiplies_after_none_and_bisects_a_bracket():
+    inf = float("inf")
+    tried = torch.tensor([2.0, 2.0, 2.0, 2.0])
+    crossed = torch.tensor([True, False, True, False])
+    low = torch.tensor([0.0, 0.0, 0.5, 0.5])
+    high = torch.tensor([inf, inf, inf, 8.0])
+    following, new_low, new_high = next_constants(tried, crossed, low, high, factor=3.0)
+    assert torch.allclose(following, torch.tensor([2 / 3, 6.0, 1.0, 4.0]))
+    assert torch.equal(new_low, torch.tensor([0.0, 2.0, 0.5, 2.0]))
+    assert torch.equal(new_high, torch.tensor([2.0, inf, 2.0, 8.0]))
 
 
 def test_ddn_margin_stage_is_blind_to_the_logits_scale(one_thread, nominal_digits, batch):

@@ -43,9 +43,11 @@ robust. Default stages, in order:
                `restart_starts` (margin and cross-entropy, ε/2 and ε), each on the survivors
                of the last within `restart_radius`·ε. The reference's DDN broke mat 34 and
                411 only through the random directions foolbox's DDN takes where the
-               cross-entropy's gradient underflows (20-30% of fresh draws land within ε);
-               from random points this stage broke mat 34 and 398, 23 samples in all on
-               mat-mnist-t10k, for 0.3-0.5% of the reference's passes
+               cross-entropy's gradient underflows (20-30% of fresh draws land within ε).
+               This stage does not imitate that walk (its DDN takes no step on a zero
+               gradient); it starts from a random point and descends from there: it broke
+               mat 34 and 398, 23 samples in all on mat-mnist-t10k, for 0.3-0.5% of the
+               reference's passes
 
 Optional stages (not in the default `stages`):
 
@@ -90,8 +92,10 @@ Randomness: APGD's random starts come from `sample_generator(seed, ...)`, one pe
 deterministic and per sample, so results do not depend on batching. DDN draws a
 random direction only where a gradient is exactly zero; it is seeded with `seed`,
 and that draw depends on the batch's composition (whether a cross-entropy gradient
-underflows to exactly zero can itself differ between batch sizes). ddn-margin draws
-nothing.
+underflows to exactly zero can itself differ between batch sizes). ddn-margin and
+ddn-restarts (robbench.attacks.margin_ddn) draw nothing inside DDN: where a gradient
+is exactly zero they do not step; ddn-restarts' random starts come from
+`sample_generator`, one per (sample, restart), so they do not depend on batching.
 """
 
 from __future__ import annotations
@@ -129,6 +133,19 @@ class _APGDMargin(APGDAttack):
         return margin(x, y)
 
 
+def next_constants(tried: torch.Tensor, crossed: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
+                   factor: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of a per-row binary search over C&W's constant: a constant that crossed
+    becomes the row's upper bound, one that did not its lower bound (0 and inf: none yet);
+    the next constant is the bracket's geometric middle, or tried ÷ / × `factor` while
+    the bracket is open below / above. Returns (next, low, high)."""
+    high = torch.where(crossed, tried, high)
+    low = torch.where(crossed, low, tried)
+    following = torch.where(high.isinf(), tried * factor,
+                            torch.where(low == 0, tried / factor, torch.sqrt(low * high)))
+    return following, low, high
+
+
 class _ScaledLogits(torch.nn.Module):
     """model(x) with row i's logits multiplied by scale[i]: same argmax, margin scaled.
     Only for attacks that always call the model on the whole batch, rows in order."""
@@ -149,7 +166,7 @@ class SuiteDetail:
     """Per sample, beside the AttackResult: `stage` is the index in `stages` of the
     stage that broke it (-1: robust), `stages` the names (CLEAN first, at index 0),
     `min_norm[name]` the norm of the verified adversarial each minimum-norm stage
-    (ddn, ddn-margin, ddn-long, cw-search, fmn, cw) found for the samples it ran on (inf: none, nan: did not run)."""
+    (ddn, ddn-margin, ddn-long, cw-search, ddn-restarts, fmn, cw) found for the samples it ran on (inf: none, nan: did not run)."""
 
     stages: tuple[str, ...]
     stage: torch.Tensor
@@ -468,7 +485,7 @@ class L2Suite(Attack):
         """C&W's binary search over its constant, per sample, from a guessed constant and
         with few steps per constant. Each round runs on the survivors; a row's constant goes
         down (÷ factor, or to the geometric middle of its bracket) after any adversarial,
-        up after none, as foolbox's search does from its own start."""
+        up after none: the same directions as foolbox's search, from our own start."""
         near = torch.isfinite(state.norm) & (state.norm <= self.cw_radius * eps)
         n = len(state.y)
         const = torch.full((n,), float("nan"))
@@ -477,13 +494,8 @@ class L2Suite(Attack):
             rows = (~state.broken & near).nonzero().squeeze(1)
             crossed = self._attempt(model, state, rows, eps, index, self._cw_at(eps, const),
                                     "cw-search")
-            tried = const[rows]
-            high[rows] = torch.where(crossed, tried, high[rows])
-            low[rows] = torch.where(crossed, low[rows], tried)
-            bracketed = torch.sqrt(low[rows] * high[rows])
-            const[rows] = torch.where(high[rows].isinf(), tried * self.cw_search_factor,
-                                      torch.where(low[rows] == 0, tried / self.cw_search_factor,
-                                                  bracketed))
+            const[rows], low[rows], high[rows] = next_constants(const[rows], crossed, low[rows], high[rows],
+                                                                self.cw_search_factor)
 
     def _cw_at(self, eps: float, const: torch.Tensor) -> Callable[..., torch.Tensor]:
         """foolbox C&W-L2, one constant per row: `const[row]`, or where that is nan the
@@ -498,7 +510,10 @@ class L2Suite(Attack):
             if unset.any():
                 probe = x0[unset.to(x0.device)].clone().requires_grad_(True)
                 grad, = torch.autograd.grad(margin(counter(probe), y0[unset.to(x0.device)]).sum(), probe)
-                const[rows[unset]] = (2 * eps / grad.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu()
+                guess = 2 * eps / grad.flatten(1).norm(dim=1)
+                # a nan or infinite gradient would leave the row without a usable constant
+                guess = torch.where(torch.isfinite(guess) & (guess > 0), guess, torch.ones_like(guess))
+                const[rows[unset]] = guess.clamp(1e-10, 1e10).cpu()
             fmodel = fb.PyTorchModel(_ScaledLogits(counter, const[rows]), bounds=(0, 1),
                                      device=x0.device)
             cw = fb.attacks.L2CarliniWagnerAttack(binary_search_steps=1, steps=self.cw_search_steps,
