@@ -194,8 +194,14 @@ class _State:
     messages: list[str]
     classes: int
 
-    def live(self) -> torch.Tensor:
-        return (~self.broken).nonzero().squeeze(1)
+    def live(self, among: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows not yet broken (and, given a mask, in it)."""
+        alive = ~self.broken if among is None else ~self.broken & among
+        return alive.nonzero().squeeze(1)
+
+    def near(self, limit: float) -> torch.Tensor:
+        """Mask of the samples with a verified adversarial of norm <= limit (none: inf)."""
+        return torch.isfinite(self.norm) & (self.norm <= limit)
 
 
 @dataclass(frozen=True)
@@ -404,9 +410,8 @@ class L2Suite(Attack):
 
     def _apgd_warm(self, model: DefenseModel, state: _State, eps: float, seed: int,
                    index: int) -> None:
-        near = torch.isfinite(state.norm) & (state.norm <= self.warm_radius * eps)
-        rows = (~state.broken & near).nonzero().squeeze(1)
-        self._attempt(model, state, rows, eps, index, self._apgd(eps, seed, state, self.warm_loss, WARM))
+        self._attempt(model, state, state.live(state.near(self.warm_radius * eps)), eps, index,
+                      self._apgd(eps, seed, state, self.warm_loss, WARM))
 
     @staticmethod
     def _target_ranks(state: _State, targets: int, stage: str) -> range:
@@ -422,16 +427,14 @@ class L2Suite(Attack):
         # no adversarial found yet (inf) is not "far": such a sample gets the targeted runs
         far = torch.isfinite(state.norm) & (state.norm > self.targeted_radius * eps)
         for rank in self._target_ranks(state, self.apgd_targets, "apgd-t"):
-            rows = (~state.broken & ~far).nonzero().squeeze(1)
-            self._attempt(model, state, rows, eps, index,
+            self._attempt(model, state, state.live(~far), eps, index,
                           self._apgd(eps, seed, state, "dlr-targeted", f"l2-suite/apgd-t/{rank}", rank))
 
     def _apgd_t_warm(self, model: DefenseModel, state: _State, eps: float, seed: int,
                      index: int) -> None:
-        near = torch.isfinite(state.norm) & (state.norm <= self.warm_radius * eps)
+        near = state.near(self.warm_radius * eps)  # fixed before the loop, as in every near stage
         for rank in self._target_ranks(state, self.warm_targets, "apgd-t-warm"):
-            rows = (~state.broken & near).nonzero().squeeze(1)
-            self._attempt(model, state, rows, eps, index,
+            self._attempt(model, state, state.live(near), eps, index,
                           self._apgd(eps, seed, state, "dlr-targeted", WARM, rank))
 
     def _foolbox(self, attack: fb.attacks.MinimizationAttack, seed: int) -> Callable[..., torch.Tensor]:
@@ -462,7 +465,7 @@ class L2Suite(Attack):
                       index: int) -> None:
         """DDN from random points, one run per (loss, radius) in `restart_starts`, each on
         the survivors of the last, near the boundary only."""
-        near = torch.isfinite(state.norm) & (state.norm <= self.restart_radius * eps)
+        near = state.near(self.restart_radius * eps)
         for restart, (loss, radius) in enumerate(self.restart_starts):
             def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
                        loss: str = loss, radius: float = radius, restart: int = restart) -> torch.Tensor:
@@ -472,13 +475,12 @@ class L2Suite(Attack):
                                       gamma=self.ddn_gamma, loss=LOSSES[loss],
                                       start=random_start(x0, radius * eps, "L2", gens))
 
-            rows = (~state.broken & near).nonzero().squeeze(1)
-            self._attempt(model, state, rows, eps, index, attack, "ddn-restarts")
+            self._attempt(model, state, state.live(near), eps, index, attack, "ddn-restarts")
 
     def _ddn_long(self, model: DefenseModel, state: _State, eps: float, seed: int, index: int) -> None:
-        rows = (~state.broken & (state.norm <= self.long_radius * eps)).nonzero().squeeze(1)
         attack = fb.attacks.DDNAttack(init_epsilon=eps, steps=self.long_steps, gamma=self.ddn_gamma)
-        self._attempt(model, state, rows, eps, index, self._foolbox(attack, seed), "ddn-long")
+        self._attempt(model, state, state.live(state.near(self.long_radius * eps)), eps, index,
+                      self._foolbox(attack, seed), "ddn-long")
 
     def _cw_search(self, model: DefenseModel, state: _State, eps: float, seed: int,
                    index: int) -> None:
@@ -486,12 +488,12 @@ class L2Suite(Attack):
         with few steps per constant. Each round runs on the survivors; a row's constant goes
         down (÷ factor, or to the geometric middle of its bracket) after any adversarial,
         up after none: the same directions as foolbox's search, from our own start."""
-        near = torch.isfinite(state.norm) & (state.norm <= self.cw_radius * eps)
+        near = state.near(self.cw_radius * eps)
         n = len(state.y)
         const = torch.full((n,), float("nan"))
         low, high = torch.zeros(n), torch.full((n,), float("inf"))
         for _ in range(self.cw_search_rounds):
-            rows = (~state.broken & near).nonzero().squeeze(1)
+            rows = state.live(near)
             crossed = self._attempt(model, state, rows, eps, index, self._cw_at(eps, const),
                                     "cw-search")
             const[rows], low[rows], high[rows] = next_constants(const[rows], crossed, low[rows], high[rows],
