@@ -16,12 +16,15 @@ from robbench.attacks.l2_suite import L2Suite, next_constants
 from robbench.attacks.losses import margin
 from robbench.attacks.minimum_norm import PassCounter
 from robbench.diagnostics import success_mismatch
+from pyautoattack.fab_pt import FABAttack_PT
 
 EPS = 1.0  # digits' protocol L2 ε
 TINY = dict(apgd_steps=10, apgd_targets=1, targeted_steps=10, ddn_steps=10, long_steps=20, fmn_steps=10,
-            cw_binary_search_steps=2, cw_steps=10, warm_targets=2, cw_search_steps=10, ddn_inits=(1.0, 0.5))
-ALL_STAGES = ("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "apgd-warm", "apgd-dlr", "apgd-t",
-              "ddn-long", "apgd-t-warm", "cw-search", "ddn-restarts", "fmn", "cw")
+            cw_binary_search_steps=2, cw_steps=10, warm_targets=2, cw_search_steps=10, ddn_inits=(1.0, 0.5),
+            fab_steps=10, fab_targets=2)
+ALL_STAGES = ("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "apgd-warm", "apgd-dlr", "apgd-t", "fab-t",
+              "ddn-long", "apgd-t-warm", "cw-search", "ddn-restarts", "apgd-restarts", "ddn-warm", "fmn",
+              "cw")
 
 
 def suite(**kw) -> L2Suite:
@@ -107,7 +110,8 @@ def test_second_ddn_start_runs_only_on_the_first_starts_survivors(one_thread, no
 
 
 @pytest.mark.parametrize("stage, radius", [("apgd-t-warm", "warm_radius"), ("apgd-warm", "warm_radius"),
-                                           ("ddn-restarts", "restart_radius")])
+                                           ("ddn-restarts", "restart_radius"), ("ddn-warm", "warm_radius"),
+                                           ("apgd-restarts", "restart_radius")])
 def test_near_boundary_stage_runs_only_near_the_boundary_and_breaks_there(one_thread, nominal_digits,
                                                                           batch, stage, radius):
     x, y = batch
@@ -129,11 +133,13 @@ def test_near_boundary_stage_runs_only_near_the_boundary_and_breaks_there(one_th
     assert ((result.x_adv[broke] - x[broke]).flatten(1).norm(dim=1) <= eps).all()
 
 
-def test_targeted_stage_skips_survivors_whose_best_adversarial_is_far(one_thread, nominal_digits, batch):
+@pytest.mark.parametrize("stage, radius", [("apgd-t", "targeted_radius"), ("fab-t", "fab_radius")])
+def test_targeted_stage_skips_survivors_whose_best_adversarial_is_far(one_thread, nominal_digits, batch,
+                                                                      stage, radius):
     x, y = batch
     eps = 0.6
     base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, eps)
-    result, _ = run(suite(stages=("ddn", "apgd-t"), targeted_radius=1.5), nominal_digits, x, y, eps)
+    result, _ = run(suite(stages=("ddn", stage), **{radius: 1.5}), nominal_digits, x, y, eps)
     survivors = ~base.success
     far = survivors & torch.isfinite(base.norm) & (base.norm > 1.5 * eps)
     near = survivors & ~far
@@ -157,7 +163,8 @@ def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test,
 def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
     x, y = batch
     attack = suite(stages=("apgd-ce", "apgd-margin", "ddn-margin", "apgd-warm", "apgd-t", "apgd-t-warm",
-                           "fmn", "cw-search", "ddn-restarts", "cw"), cw_radius=3.0, restart_radius=3.0)
+                           "fab-t", "fmn", "cw-search", "ddn-restarts", "apgd-restarts", "ddn-warm", "cw"),
+                   cw_radius=3.0, restart_radius=3.0, warm_radius=3.0, fab_radius=3.0)
 
     def whole(size):
         parts = list(run_in_batches(attack, at_digits, x, y, torch.arange(len(y)), eps=0.6, seed=0,
@@ -166,7 +173,7 @@ def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
                 for f in ("success", "norm", "n_forward", "n_backward")]
 
     _, detail = run(attack, at_digits, x, y, eps=0.6)
-    for stage in ("ddn-margin", "cw-search", "ddn-restarts"):  # each ran on some sample
+    for stage in ("ddn-margin", "fab-t", "cw-search", "ddn-restarts", "ddn-warm"):  # each ran somewhere
         assert not detail.min_norm[stage].isnan().all(), stage
     (s1, n1, f1, b1), (s2, n2, f2, b2) = whole(len(y)), whole(5)
     assert torch.equal(s1, s2) and torch.equal(f1, f2) and torch.equal(b1, b2)
@@ -282,3 +289,22 @@ def test_ddn_margin_stage_is_blind_to_the_logits_scale(one_thread, nominal_digit
     scaled, _ = run(attack, saturated, x, y, eps=0.5)
     assert plain.success.any() and not plain.success.all()
     assert torch.equal(scaled.success, plain.success) and torch.equal(scaled.norm, plain.norm)
+
+
+def test_fab_stage_returns_pyautoattacks_fab_points_sample_by_sample(one_thread, nominal_digits, batch):
+    """fab-t is FAB-T run per target from x: the norms it records are those of FAB run on
+    each sample alone, toward the same class (by clean logit rank)."""
+    x, y = batch[0][:6], batch[1][:6]
+    _, detail = run(suite(stages=("fab-t",), fab_targets=1, fab_steps=15, fab_radius=float("inf")),
+                    nominal_digits, x, y, eps=0.1)  # ε so small that no sample is broken
+    recorded = detail.min_norm["fab-t"]
+    assert torch.isfinite(recorded).any()
+    for i in range(len(y)):
+        fab = FABAttack_PT(nominal_digits, norm="L2", n_iter=15, eps=0.1, seed=0, targeted=True,
+                           device="cpu", n_target_classes=1)
+        fab.target_class = 2
+        alone = fab.attack_single_run(x[i:i + 1], y[i:i + 1], use_rand_start=False, is_targeted=True)
+        with torch.no_grad():
+            fooled = bool(nominal_digits(alone.clamp(0, 1)).argmax(dim=1) != y[i])
+        size = float((alone.clamp(0, 1) - x[i:i + 1]).norm())
+        assert recorded[i] == pytest.approx(size, abs=1e-5) if fooled else recorded[i] == float("inf")

@@ -36,3 +36,21 @@ def test_on_the_margin_it_breaks_samples_whose_cross_entropy_gradient_is_zero(on
         fooled = saturated(found).argmax(dim=1) != y
     assert fooled[clean_right].all()
     assert ((found - x).flatten(1).norm(dim=1)[clean_right] < 3.0).all()
+
+
+def test_from_an_adversarial_start_it_returns_an_adversarial_no_farther_than_the_start(
+        one_thread, nominal_digits, digits_test):
+    """init_epsilon None: DDN starts at the start's own distance and only shrinks it (ddn-warm)."""
+    x, y = digits_test.x[:16], digits_test.y[:16]
+    start = ddn(nominal_digits, x, y, steps=10, init_epsilon=2.0)
+    with torch.no_grad():
+        was_adversarial = nominal_digits(start).argmax(dim=1) != y
+    assert was_adversarial.sum() >= 12
+    found = ddn(nominal_digits, x, y, steps=30, init_epsilon=None, loss=cross_entropy, start=start)
+    start_size = (start - x).flatten(1).norm(dim=1)
+    found_size = (found - x).flatten(1).norm(dim=1)
+    with torch.no_grad():
+        fooled = nominal_digits(found).argmax(dim=1) != y
+    assert fooled[was_adversarial].all()
+    assert (found_size[was_adversarial] <= start_size[was_adversarial] + 1e-6).all()
+    assert (found_size[was_adversarial] < 0.9 * start_size[was_adversarial]).any()

@@ -25,17 +25,20 @@ from torch import nn
 from robbench.attacks.losses import LogitLoss, margin
 
 
-def ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, init_epsilon: float,
+def ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, init_epsilon: float | None,
         gamma: float = 0.05, loss: LogitLoss = margin,
         start: torch.Tensor | None = None) -> torch.Tensor:
     """The smallest adversarial iterate per sample (x itself where none was found), from
-    x or from `start` (a point per sample). Every sample runs `steps` forward+backward
-    passes: pass counts split exactly."""
+    x or from `start` (a point per sample; `init_epsilon` None: each start's own distance
+    to x). Every sample runs `steps` forward+backward passes: pass counts split exactly."""
     x = x.detach()
     n = len(x)
     view = (n,) + (1,) * (x.dim() - 1)
     delta = torch.zeros_like(x) if start is None else (start - x).detach()
-    radius = torch.full((n,), float(init_epsilon), device=x.device, dtype=x.dtype)
+    if init_epsilon is None:
+        radius = delta.flatten(1).norm(dim=1)
+    else:
+        radius = torch.full((n,), float(init_epsilon), device=x.device, dtype=x.dtype)
     worst = torch.maximum(x, 1 - x).flatten(1).norm(dim=1)  # the farthest point of the box
     best_norm = torch.full((n,), float("inf"), device=x.device, dtype=x.dtype)
     best_delta = torch.zeros_like(x)
