@@ -38,7 +38,7 @@ DATA_ROOT_ENV = "ROBBENCH_DATA"
 # APGD-DLR, AutoAttack), the attacks aimed at the defense's own loss, a score-based and
 # a transfer attack. Its L2 part is C&W, DDN and l2-suite: the suite (at a tenth of
 # their cost) leaves far fewer samples robust on the robust models, but still misses
-# one C&W break among the mnist-t10k zoo's (benchmarks/results-l2-suite.json), so C&W
+# 3 DDN breaks among the mnist-t10k zoo's (benchmarks/results-l2-suite.json), so C&W
 # and DDN stay beside it.
 STANDARD_ATTACKS: dict[str, tuple[str, ...]] = {
     "standard": ("pgd100", "apgd-ce", "apgd-dlr", "aa", "adaptive", "square", "transfer"),

@@ -162,8 +162,9 @@ def test_breaks_every_sample_small_cw_breaks_within_eps(one_thread, digits_test,
 
 def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
     x, y = batch
-    attack = suite(stages=("apgd-ce", "apgd-margin", "ddn-margin", "apgd-warm", "apgd-t", "apgd-t-warm",
-                           "fab-t", "fmn", "cw-search", "ddn-restarts", "apgd-restarts", "ddn-warm", "cw"),
+    attack = suite(stages=("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "apgd-warm", "apgd-t",
+                           "apgd-t-warm", "fab-t", "fmn", "cw-search", "ddn-restarts", "apgd-restarts",
+                           "ddn-warm", "cw"),
                    cw_radius=3.0, restart_radius=3.0, warm_radius=3.0, fab_radius=3.0)
 
     def whole(size):

@@ -54,3 +54,26 @@ def test_from_an_adversarial_start_it_returns_an_adversarial_no_farther_than_the
     assert fooled[was_adversarial].all()
     assert (found_size[was_adversarial] <= start_size[was_adversarial] + 1e-6).all()
     assert (found_size[was_adversarial] < 0.9 * start_size[was_adversarial]).any()
+
+
+def test_where_the_gradient_is_zero_each_row_walks_from_its_own_generator(one_thread, nominal_digits,
+                                                                          digits_test):
+    """The random directions foolbox's DDN takes on a zero gradient, but per row: a row's
+    result does not depend on the rows beside it; without generators it takes no step."""
+    x, y = digits_test.x[:8], digits_test.y[:8]
+
+    def saturated(inputs: torch.Tensor) -> torch.Tensor:
+        return nominal_digits(inputs) * 2.0 ** 20
+
+    def generators(rows: range) -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(1000 + r) for r in rows]
+
+    together = ddn(saturated, x, y, steps=50, init_epsilon=2.0, loss=cross_entropy,
+                   generators=generators(range(8)))
+    alone = torch.cat([ddn(saturated, x[r:r + 1], y[r:r + 1], steps=50, init_epsilon=2.0,
+                           loss=cross_entropy, generators=generators(range(r, r + 1)))
+                       for r in range(8)])
+    still = ddn(saturated, x, y, steps=50, init_epsilon=2.0, loss=cross_entropy)
+    assert torch.allclose(together, alone, atol=1e-6)
+    assert (together != x).flatten(1).any(dim=1).sum() >= 4  # the walk found adversarials
+    assert torch.equal(still, x)  # no direction, no step: nothing found

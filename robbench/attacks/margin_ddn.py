@@ -18,6 +18,7 @@ zero gradient it reproduces foolbox's DDNAttack (tests/test_attacks_margin_ddn.p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -26,11 +27,15 @@ from robbench.attacks.losses import LogitLoss, margin
 
 
 def ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, init_epsilon: float | None,
-        gamma: float = 0.05, loss: LogitLoss = margin,
-        start: torch.Tensor | None = None) -> torch.Tensor:
+        gamma: float = 0.05, loss: LogitLoss = margin, start: torch.Tensor | None = None,
+        generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
     """The smallest adversarial iterate per sample (x itself where none was found), from
     x or from `start` (a point per sample; `init_epsilon` None: each start's own distance
-    to x). Every sample runs `steps` forward+backward passes: pass counts split exactly."""
+    to x). Where a row's gradient is exactly zero it takes no step, or, given one
+    generator per row, steps along a normal direction drawn from that row's generator:
+    foolbox's DDN does the same from the global random stream, so what it finds there
+    depends on the batch around the sample. Every sample runs `steps` forward+backward
+    passes: pass counts split exactly."""
     x = x.detach()
     n = len(x)
     view = (n,) + (1,) * (x.dim() - 1)
@@ -53,6 +58,9 @@ def ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, init_
             better = adversarial & (size <= best_norm)
             best_norm = torch.where(better, size, best_norm)
             best_delta = torch.where(better.view(view), delta, best_delta)
+            if generators is not None:
+                for row in (grad.flatten(1).norm(dim=1) == 0).nonzero().squeeze(1).tolist():
+                    grad[row] = torch.randn(grad.shape[1:], generator=generators[row]).to(grad)
             step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
             delta = delta + alpha * step
             radius = torch.minimum(radius * torch.where(adversarial, 1 - gamma, 1 + gamma), worst)
