@@ -133,13 +133,11 @@ def test_near_boundary_stage_runs_only_near_the_boundary_and_breaks_there(one_th
     assert ((result.x_adv[broke] - x[broke]).flatten(1).norm(dim=1) <= eps).all()
 
 
-@pytest.mark.parametrize("stage, radius", [("apgd-t", "targeted_radius"), ("fab-t", "fab_radius")])
-def test_targeted_stage_skips_survivors_whose_best_adversarial_is_far(one_thread, nominal_digits, batch,
-                                                                      stage, radius):
+def test_targeted_stage_skips_survivors_whose_best_adversarial_is_far(one_thread, nominal_digits, batch):
     x, y = batch
     eps = 0.6
     base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, eps)
-    result, _ = run(suite(stages=("ddn", stage), **{radius: 1.5}), nominal_digits, x, y, eps)
+    result, _ = run(suite(stages=("ddn", "apgd-t"), targeted_radius=1.5), nominal_digits, x, y, eps)
     survivors = ~base.success
     far = survivors & torch.isfinite(base.norm) & (base.norm > 1.5 * eps)
     near = survivors & ~far
@@ -165,7 +163,7 @@ def test_results_do_not_depend_on_the_batch_size(one_thread, at_digits, batch):
     attack = suite(stages=("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "apgd-warm", "apgd-t",
                            "apgd-t-warm", "fab-t", "fmn", "cw-search", "ddn-restarts", "apgd-restarts",
                            "ddn-warm", "cw"),
-                   cw_radius=3.0, restart_radius=3.0, warm_radius=3.0, fab_radius=3.0)
+                   cw_radius=3.0, restart_radius=3.0, warm_radius=3.0)
 
     def whole(size):
         parts = list(run_in_batches(attack, at_digits, x, y, torch.arange(len(y)), eps=0.6, seed=0,
@@ -296,7 +294,7 @@ def test_fab_stage_returns_pyautoattacks_fab_points_sample_by_sample(one_thread,
     """fab-t is FAB-T run per target from x: the norms it records are those of FAB run on
     each sample alone, toward the same class (by clean logit rank)."""
     x, y = batch[0][:6], batch[1][:6]
-    _, detail = run(suite(stages=("fab-t",), fab_targets=1, fab_steps=15, fab_radius=float("inf")),
+    _, detail = run(suite(stages=("fab-t",), fab_targets=1, fab_steps=15),
                     nominal_digits, x, y, eps=0.1)  # ε so small that no sample is broken
     recorded = detail.min_norm["fab-t"]
     assert torch.isfinite(recorded).any()
