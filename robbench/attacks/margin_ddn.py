@@ -41,6 +41,8 @@ def ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, init_
     view = (n,) + (1,) * (x.dim() - 1)
     delta = torch.zeros_like(x) if start is None else (start - x).detach()
     if init_epsilon is None:
+        if start is None:
+            raise ValueError("ddn: init_epsilon None takes its radius from a start point; none given")
         radius = delta.flatten(1).norm(dim=1)
     else:
         radius = torch.full((n,), float(init_epsilon), device=x.device, dtype=x.dtype)
