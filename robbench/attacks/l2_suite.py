@@ -224,6 +224,14 @@ class _State:
         """Mask of the samples with a verified adversarial of norm <= limit (none: inf)."""
         return torch.isfinite(self.norm) & (self.norm <= limit)
 
+    def generators(self, seed: int, stream: str, rows: torch.Tensor, run: int = 0) -> list[torch.Generator]:
+        """One generator per row, keyed by the sample's id: draws that do not depend on the batch."""
+        return [sample_generator(seed, stream, int(self.ids[r]), run) for r in rows]
+
+    def classes_after_label(self, targets: int) -> range:
+        """Ranks by clean logit (2: the runner-up) of `targets` classes, capped at classes - 1."""
+        return range(2, min(targets, self.classes - 1) + 2)
+
     def far(self, limit: float) -> torch.Tensor:
         """Mask of the samples whose verified adversarials all lie beyond limit; a sample
         with none yet (inf) is not far: the targeted stages still try it."""
@@ -409,8 +417,7 @@ class L2Suite(Attack):
             elif start == CLEAN:
                 first = x0.clone()
             else:
-                gens = [sample_generator(seed, start, int(state.ids[r]), 0) for r in rows]
-                first = random_start(x0, eps, "L2", gens)
+                first = random_start(x0, eps, "L2", state.generators(seed, start, rows))
             if target_rank is not None:
                 cls, kwargs = APGDAttack_targeted, {}
             elif loss == "margin":  # pyautoattack's "dlr" slot calls self.dlr_loss
@@ -458,7 +465,7 @@ class L2Suite(Attack):
         if state.classes < 4:
             state.messages.append(f"l2-suite: {stage} skipped (fewer than 4 classes)")
             return range(0)
-        return range(2, min(targets, state.classes - 1) + 2)
+        return state.classes_after_label(targets)
 
     def _apgd_t(self, model: DefenseModel, state: _State, eps: float, seed: int, index: int) -> None:
         far = state.far(self.targeted_radius * eps)
@@ -487,9 +494,9 @@ class L2Suite(Attack):
         for run, ratio in enumerate(self.ddn_inits):
             def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
                        init: float = ratio * eps, run: int = run) -> torch.Tensor:
-                gens = [sample_generator(seed, "l2-suite/ddn", int(state.ids[r]), run) for r in rows]
                 return margin_ddn.ddn(counter, x0, y0, steps=self.ddn_steps, init_epsilon=init,
-                                      gamma=self.ddn_gamma, loss=cross_entropy, generators=gens)
+                                      gamma=self.ddn_gamma, loss=cross_entropy,
+                                      generators=state.generators(seed, "l2-suite/ddn", rows, run))
 
             self._attempt(model, state, state.live(), eps, index, attack, "ddn")
 
@@ -511,8 +518,7 @@ class L2Suite(Attack):
         for restart, (loss, radius) in enumerate(self.restart_starts):
             def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
                        loss: str = loss, radius: float = radius, restart: int = restart) -> torch.Tensor:
-                gens = [sample_generator(seed, "l2-suite/ddn-restarts", int(state.ids[r]), restart)
-                        for r in rows]
+                gens = state.generators(seed, "l2-suite/ddn-restarts", rows, restart)
                 return margin_ddn.ddn(counter, x0, y0, steps=self.ddn_steps, init_epsilon=radius * eps,
                                       gamma=self.ddn_gamma, loss=LOSSES[loss],
                                       start=random_start(x0, radius * eps, "L2", gens), generators=gens)
@@ -589,7 +595,7 @@ class L2Suite(Attack):
         """FAB toward each target class, from x (no random start: deterministic per sample), on
         every survivor: DDN's norms are no guide to where FAB lands (run only where the best
         adversarial lay within 1.35 ε, it left 91 more trades-mnist-t10k samples robust)."""
-        for rank in range(2, min(self.fab_targets, state.classes - 1) + 2):
+        for rank in state.classes_after_label(self.fab_targets):  # FAB needs no 4 logits
             def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
                        rank: int = rank) -> torch.Tensor:
                 fab = FABAttack_PT(counter, norm="L2", n_iter=self.fab_steps, eps=eps, seed=seed,
