@@ -20,6 +20,7 @@ worst_case_acc    % of the n samples l2-suite leaves robust (clean misclassifica
 
 Extra keys: eps, seconds, reference_seconds, device, reference_device,
 broke_by_stage (samples each stage broke), missed_indices, attack_params.
+With --models, those models' rows replace theirs in the file and the others stay.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from robbench.attacks.l2_suite import L2Suite
 from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR,
                              THREAT_DEFAULTS)
 from robbench.datasets import load_split
+from robbench.io import write_text_atomic
 from robbench.results import RunStore, run_dir
 
 DATASET = "mnist-t10k"
@@ -117,6 +119,14 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
     }
 
 
+def merged(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A --models run's rows in place of those models' rows in the file, the others kept."""
+    kept = json.loads(out.read_text()) if out.exists() else []
+    fresh = {r["model"]: r for r in rows}
+    merged_rows = [fresh.pop(r["model"], r) for r in kept]
+    return merged_rows + list(fresh.values())
+
+
 def batches(x: torch.Tensor, y: torch.Tensor, size: int):
     for start in range(0, len(y), size):
         rows = slice(start, start + size)
@@ -156,7 +166,7 @@ def main() -> None:
               f"{row['reference_seconds']}s on {row['reference_device']}) worst_case_acc="
               f"{row['worst_case_acc']} reference={row['reference_worst_case_acc']} "
               f"broke={row['broke_by_stage']}", file=sys.stderr, flush=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        write_text_atomic(out, json.dumps(merged(out, results) if args.models else results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results, indent=2))
     bad = [r["model"] for r in results if r["missed"]]

@@ -109,16 +109,17 @@ def test_second_ddn_start_runs_only_on_the_first_starts_survivors(one_thread, no
     assert (d2.min_norm["ddn"][finite] <= d1.min_norm["ddn"][finite]).all()
 
 
-@pytest.mark.parametrize("stage, radius", [("apgd-t-warm", "warm_radius"), ("apgd-warm", "warm_radius"),
-                                           ("ddn-restarts", "restart_radius"), ("ddn-warm", "warm_radius"),
-                                           ("apgd-restarts", "restart_radius")])
+@pytest.mark.parametrize("stage, radius", [("apgd-t-warm", {"warm_radius": 1.5}),
+                                           ("apgd-warm", {"warm_runs": (("margin", 1.5), ("ce", 1.5))}),
+                                           ("ddn-restarts", {"restart_radius": 1.5}),
+                                           ("ddn-warm", {"warm_radius": 1.5}),
+                                           ("apgd-restarts", {"restart_radius": 1.5})])
 def test_near_boundary_stage_runs_only_near_the_boundary_and_breaks_there(one_thread, nominal_digits,
                                                                           batch, stage, radius):
     x, y = batch
     eps = 0.6
     base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, eps)
-    attack = suite(stages=("ddn", stage), warm_targets=9, targeted_steps=20, apgd_steps=30,
-                   **{radius: 1.5})
+    attack = suite(stages=("ddn", stage), warm_targets=9, targeted_steps=20, apgd_steps=30, **radius)
     result, detail = run(attack, nominal_digits, x, y, eps)
     survivors = ~base.success
     near = survivors & (base.norm <= 1.5 * eps)
@@ -307,3 +308,48 @@ def test_fab_stage_returns_pyautoattacks_fab_points_sample_by_sample(one_thread,
             fooled = bool(nominal_digits(alone.clamp(0, 1)).argmax(dim=1) != y[i])
         size = float((alone.clamp(0, 1) - x[i:i + 1]).norm())
         assert recorded[i] == pytest.approx(size, abs=1e-5) if fooled else recorded[i] == float("inf")
+
+
+def test_ddn_walks_costs_nothing_where_ddn_never_met_a_zero_gradient(one_thread, nominal_digits, batch):
+    x, y = batch
+    base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, 0.6)
+    result, _ = run(suite(stages=("ddn", "ddn-walks"), walk_radius=3.0), nominal_digits, x, y, 0.6)
+    assert (~base.success).any()
+    assert torch.equal(result.n_backward, base.n_backward) and torch.equal(result.success, base.success)
+
+
+def test_ddn_walks_runs_only_on_near_survivors_whose_ddn_walked_and_breaks_there(one_thread, nominal_digits,
+                                                                                 digits_test):
+    """On saturated logits every clean-correct sample's ddn run walks: ddn-walks then runs on
+    the survivors within walk_radius x ε, and what it breaks is verified within ε."""
+    x, y = digits_test.x[:40], digits_test.y[:40]
+    saturated = ScaledUp(nominal_digits, 2.0 ** 20).eval()
+    eps = 0.5
+    base, _ = run(suite(stages=("ddn",), ddn_steps=100), saturated, x, y, eps)
+    attack = suite(stages=("ddn", "ddn-walks"), ddn_steps=100, walk_radius=1.5, walk_starts=(0.5, 1.0))
+    result, detail = run(attack, saturated, x, y, eps)
+    survivors = ~base.success
+    near = survivors & (base.norm <= 1.5 * eps)
+    far = survivors & ~near
+    assert near.any() and far.any()
+    paid = result.n_backward - base.n_backward
+    assert (paid[near] > 0).all() and (paid[far] == 0).all() and (paid[base.success] == 0).all()
+    broke = detail.stage == detail.stages.index("ddn-walks")
+    assert broke.any() and (broke <= near).all()
+    with torch.no_grad():
+        assert (saturated(result.x_adv[broke]).argmax(dim=1) != y[broke]).all()
+    assert ((result.x_adv[broke] - x[broke]).flatten(1).norm(dim=1) <= eps).all()
+
+
+def test_ddn_walks_results_do_not_depend_on_the_batch_size(one_thread, nominal_digits, digits_test):
+    x, y = digits_test.x[:24], digits_test.y[:24]
+    saturated = ScaledUp(nominal_digits, 2.0 ** 20).eval()
+    attack = suite(stages=("ddn", "ddn-walks"), ddn_steps=30, walk_radius=3.0, walk_starts=(0.5, 1.0))
+
+    def whole(size):
+        parts = list(run_in_batches(attack, saturated, x, y, torch.arange(len(y)), eps=0.8, seed=0,
+                                    batch_size=size, device="cpu"))
+        return [torch.cat([getattr(r, f) for _, r, _ in parts]) for f in ("success", "n_backward")]
+
+    (s1, b1), (s2, b2) = whole(len(y)), whole(5)
+    assert torch.equal(s1, s2) and torch.equal(b1, b2)

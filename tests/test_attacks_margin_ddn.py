@@ -77,3 +77,18 @@ def test_where_the_gradient_is_zero_each_row_walks_from_its_own_generator(one_th
     assert torch.allclose(together, alone, atol=1e-6)
     assert (together != x).flatten(1).any(dim=1).sum() >= 4  # the walk found adversarials
     assert torch.equal(still, x)  # no direction, no step: nothing found
+
+
+def test_walked_marks_exactly_the_rows_that_met_a_zero_gradient(one_thread, nominal_digits, digits_test):
+    x, y = digits_test.x[:8], digits_test.y[:8]
+
+    def saturated(inputs: torch.Tensor) -> torch.Tensor:
+        return nominal_digits(inputs) * 2.0 ** 20
+
+    with torch.no_grad():
+        clean_right = saturated(x).argmax(dim=1) == y
+    walked_plain, walked_saturated = torch.zeros(8, dtype=torch.bool), torch.zeros(8, dtype=torch.bool)
+    ddn(nominal_digits, x, y, steps=5, init_epsilon=1.0, loss=cross_entropy, walked=walked_plain)
+    ddn(saturated, x, y, steps=5, init_epsilon=1.0, loss=cross_entropy, walked=walked_saturated)
+    assert clean_right.sum() >= 6
+    assert not walked_plain.any() and torch.equal(walked_saturated, clean_right)

@@ -38,6 +38,16 @@ robust. Default stages, in order:
                what FAB does not: trades 475 (C&W 0.983 ε) toward the 4th class by clean
                logit, clustr-qtrades 400 toward the 3rd; fab-t's norms let it run only
                within 1.1 ε, for 0.4% of the reference's passes instead of 1.5%
+    ddn-walks  more random walks where the first one decided: on the survivors within
+               `walk_radius`·ε whose ddn run met an exactly zero cross-entropy gradient (its
+               result hung on its random directions there), one CE DDN run per random start
+               radius in `walk_starts`, each with fresh per-sample directions and followed by
+               APGD-CE from the run's own adversarial, projected onto the ε-ball. The
+               reference's DDN broke mat 93, 180 and 411 at 0.985 ε through such walks
+               (alone, 70-80%, 10% and 15-25% of fresh draws); a walk followed by APGD-CE
+               breaks 180 in about 35% of draws, hence 8 runs: it broke 180 in the
+               benchmark, and 9 more samples on mat-mnist-t10k, for 0.3% of the passes. It runs
+               before cw-search: each sample it breaks there is 4 x 300 C&W steps saved
     cw-search  foolbox C&W-L2 with C&W's own binary search over the constant, per sample,
                but from a guessed constant (c0 = 2ε/‖∇ margin(x)‖) and with
                `cw_search_rounds` constants of `cw_search_steps` steps, on survivors within
@@ -48,8 +58,10 @@ robust. Default stages, in order:
                after none, and bisected (geometrically) once bracketed. Not always: a
                larger constant sometimes lands on a closer class (mat-bibo 102: 1.30 ε at
                3 c0, 0.91 ε at 5 c0), hence the factor 5
-    apgd-warm  APGD on the margin (`warm_loss`) from the best adversarial beyond ε,
-               projected onto the ε-ball, on survivors within `warm_radius`·ε
+    apgd-warm  APGD from the best adversarial beyond ε, projected onto the ε-ball, one run
+               per (loss, radius) in `warm_runs`: the margin within 1.1 ε, then the
+               cross-entropy within 1.25 ε (from DDN's points at 1.14 and 1.23 ε it broke mat
+               93 and 411, which APGD-CE from a random start, DDN and C&W did not)
     apgd-restarts  APGD from a random start, one run per loss in `restart_losses` (DLR), on
                survivors within `restart_radius`·ε: mat-so 35 falls to 8 of 16 DLR starts
     ddn-restarts  DDN from random points in the ball, one run per (loss, radius) in
@@ -76,14 +88,14 @@ Optional stages (not in the default `stages`):
 
 The default set is the one that fits 10% of the reference's passes (C&W 9x1000 + DDN)
 on the robust models (benchmarks/results-l2-suite.json; README "Sharding and
-benchmarks"). It leaves robust 3 samples the reference breaks within ε on the 14
-mnist-t10k models, so it does not replace C&W and DDN yet: standard-l2 is cw + ddn +
-l2-suite. All three are DDN breaks at 0.985 ε on mat-mnist-t10k (93, 180, 411) that
-only some random walks reach where the cross-entropy's gradient is zero (alone, 70-80%,
-10% and 15-25% of fresh draws). On 180, targeted APGD at ε toward the 5 classes after
-the label breaks nothing, and FAB toward any class and C&W at any constant found
-nothing closer than 1.18 ε; on 411, 32 random starts of APGD on the cross-entropy, the
-DLR loss or the margin break nothing.
+benchmarks"): 0.7-9.8% on the 14 mnist-t10k models, and no sample the reference breaks
+within ε left robust. Its last three misses were DDN breaks at 0.985 ε on
+mat-mnist-t10k (93, 180, 411) that only some random walks reach where the
+cross-entropy's gradient is zero; apgd-warm's cross-entropy run and ddn-walks now break
+them. 180 still hangs on draws: each ddn-walks run breaks it with odds of about 1 in 3
+(walk + APGD-CE alone: 32 and 35 of 80 draws), so another seed may leave it robust (all
+8 runs failing: a few % of seeds), and it enters ddn-walks at 1.089 ε, just inside
+`walk_radius`.
 
 Honesty: no library verdict is trusted. Every returned point is clipped to [0, 1],
 its L2 distance to x computed, and re-classified by the model; a sample is broken
@@ -109,16 +121,16 @@ Randomness: APGD's random starts come from `sample_generator(seed, ...)`, one pe
 (sample, stage, restart/target), and passed to APGD as x_init; APGD, FMN and C&W
 (abort_early off: foolbox aborts on the batch's summed loss) are otherwise
 deterministic and per sample, so results do not depend on batching. ddn and
-ddn-restarts draw a random direction where a gradient is exactly zero, from the
-sample's own `sample_generator` (one per sample and run; ddn-restarts' random start
-comes from the same one), so they do not depend on batching either, up to whether a
+ddn-restarts and ddn-walks draw a random direction where a gradient is exactly zero, from
+the sample's own `sample_generator` (one per sample and run; the restarts' random starts
+come from the same one), so they do not depend on batching either, up to whether a
 gradient underflows to exactly zero, which can differ between batch sizes in the last
 bit of a logit. ddn-margin and ddn-warm take no step where a gradient is exactly zero.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -136,10 +148,10 @@ from robbench.attacks.pgd import project, random_start
 from robbench.defenses import DefenseModel
 
 STAGES = ("apgd-ce", "apgd-dlr", "apgd-margin", "apgd-t", "apgd-warm", "ddn", "ddn-margin",
-          "ddn-long", "apgd-t-warm", "cw-search", "ddn-restarts", "ddn-warm", "apgd-restarts", "fab-t",
-          "fmn", "cw")
-MINIMUM_NORM_STAGES = ("ddn", "ddn-margin", "ddn-long", "cw-search", "ddn-restarts", "ddn-warm", "fab-t",
-                       "fmn", "cw")
+          "ddn-long", "apgd-t-warm", "cw-search", "ddn-restarts", "ddn-walks", "ddn-warm", "apgd-restarts",
+          "fab-t", "fmn", "cw")
+MINIMUM_NORM_STAGES = ("ddn", "ddn-margin", "ddn-long", "cw-search", "ddn-restarts", "ddn-walks", "ddn-warm",
+                       "fab-t", "fmn", "cw")
 CLEAN = "clean"  # the stage name of samples misclassified without any perturbation; an APGD start
 WARM = "warm"  # an APGD start: the best adversarial found so far, projected onto the ε-ball
 PULL = 1 - 1e-6  # radius factor for points just beyond ε pulled back into the ball
@@ -214,6 +226,7 @@ class _State:
     min_norm: dict[str, torch.Tensor]
     messages: list[str]
     classes: int
+    walked: torch.Tensor  # the ddn stage met a zero gradient on this sample (random steps)
 
     def live(self, among: torch.Tensor | None = None) -> torch.Tensor:
         """Rows not yet broken (and, given a mask, in it)."""
@@ -243,7 +256,7 @@ class L2Suite(Attack):
     """Staged L2 attack at ε; see the module docstring. Fields are the stage budgets."""
 
     minimum_norm: ClassVar[bool] = True  # robust samples may report norms beyond ε
-    stages: tuple[str, ...] = ("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "fab-t", "apgd-t",
+    stages: tuple[str, ...] = ("apgd-ce", "apgd-margin", "ddn", "ddn-margin", "fab-t", "apgd-t", "ddn-walks",
                                "cw-search", "apgd-warm", "apgd-restarts", "ddn-restarts", "ddn-warm")
     apgd_steps: int = 50  # apgd-ce, apgd-margin, apgd-warm: at 100 the first two stages cost
                           # twice as much (2.5% of the reference's passes on mat-mnist-t10k);
@@ -257,8 +270,10 @@ class L2Suite(Attack):
     targeted_steps: int = 100  # apgd-t's and apgd-t-warm's APGD iterations per target
                                # (at-mnist-t10k: 50 left a C&W break that 100 find;
                                # apgd-t-warm with 50 broke 13 of the 17 misses 100 broke)
-    warm_loss: str = "margin"  # apgd-warm's loss (mat 398: margin and CE broke it from the
-                               # warm start, neither from x, targeted toward any class)
+    warm_runs: tuple[tuple[str, float], ...] = (("margin", 1.1), ("ce", 1.25))
+    # apgd-warm: one APGD run per (loss, radius x ε), each on the survivors of the last within
+    # its radius (mat 398: margin and CE broke it from the warm start, neither from x, targeted
+    # toward any class; CE broke mat 93 and 411 from DDN's points at 1.14 and 1.23 ε)
     ddn_steps: int = 100
     ddn_inits: tuple[float, ...] = (0.5,)  # ddn: one run per initial radius (x ε), each on the
                                            # survivors of the last
@@ -287,6 +302,9 @@ class L2Suite(Attack):
     restart_radius: float = 1.1  # ddn-restarts runs where the best adversarial has norm <= this x ε
     restart_losses: tuple[str, ...] = ("dlr",)  # apgd-restarts: one APGD run from a random start per loss,
                                                 # within restart_radius
+    walk_starts: tuple[float, ...] = (0.5, 1.0) * 4  # ddn-walks: one CE run (+ APGD-CE) per random start
+                                                     # radius (x ε); 2 runs left mat 180 robust
+    walk_radius: float = 1.1  # ddn-walks runs where the best adversarial has norm <= this x ε
     ddn_warm_loss: str = "ce"  # ddn-warm: DDN from the best adversarial beyond ε, within warm_radius
     fab_targets: int = 4  # fab-t: target classes (capped at classes - 1), one run each
     fab_steps: int = 40  # fab-t's FAB iterations per target (trades 198 falls at 30, to
@@ -318,7 +336,7 @@ class L2Suite(Attack):
                        stage=torch.full((n,), -1, dtype=torch.int64),
                        n_forward=torch.zeros(n, dtype=torch.int64),
                        n_backward=torch.zeros(n, dtype=torch.int64), min_norm={}, messages=[],
-                       classes=0)
+                       classes=0, walked=torch.zeros(n, dtype=torch.bool))
         with torch.no_grad():
             logits = model(x)
         state.classes = logits.shape[1]
@@ -404,16 +422,18 @@ class L2Suite(Attack):
         return fooled
 
     # --- stages ------------------------------------------------------------------------
-    def _apgd(self, eps: float, seed: int, state: _State, loss: str, start: str,
+    def _apgd(self, eps: float, seed: int, state: _State, loss: str, start: str | torch.Tensor,
               target_rank: int | None = None) -> Callable[..., torch.Tensor]:
         """An APGD run as an `_attempt` attack, from one start: WARM (the state's current
-        x_adv, projected onto the ε-ball), CLEAN (x itself), or else a random start from our
-        per-sample generator for the stream named `start`."""
+        x_adv) or a tensor of points (one per batch row), projected onto the ε-ball; CLEAN
+        (x itself); or else a random start from our per-sample generator for the stream
+        named `start`."""
 
         def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor,
                    rows: torch.Tensor) -> torch.Tensor:
-            if start == WARM:
-                first = project(state.x_adv[rows.to(x0.device)], x0, eps, "L2")
+            if isinstance(start, torch.Tensor) or start == WARM:
+                points = start if isinstance(start, torch.Tensor) else state.x_adv
+                first = project(points[rows.to(x0.device)], x0, eps, "L2")
             elif start == CLEAN:
                 first = x0.clone()
             else:
@@ -454,8 +474,9 @@ class L2Suite(Attack):
 
     def _apgd_warm(self, model: DefenseModel, state: _State, eps: float, seed: int,
                    index: int) -> None:
-        self._attempt(model, state, state.live(state.near(self.warm_radius * eps)), eps, index,
-                      self._apgd(eps, seed, state, self.warm_loss, WARM))
+        for loss, radius in self.warm_runs:
+            self._attempt(model, state, state.live(state.near(radius * eps)), eps, index,
+                          self._apgd(eps, seed, state, loss, WARM))
 
     @staticmethod
     def _target_ranks(state: _State, targets: int, stage: str) -> range:
@@ -494,9 +515,13 @@ class L2Suite(Attack):
         for run, ratio in enumerate(self.ddn_inits):
             def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
                        init: float = ratio * eps, run: int = run) -> torch.Tensor:
-                return margin_ddn.ddn(counter, x0, y0, steps=self.ddn_steps, init_epsilon=init,
-                                      gamma=self.ddn_gamma, loss=cross_entropy,
-                                      generators=state.generators(seed, "l2-suite/ddn", rows, run))
+                walked = torch.zeros(len(rows), dtype=torch.bool)
+                point = margin_ddn.ddn(counter, x0, y0, steps=self.ddn_steps, init_epsilon=init,
+                                       gamma=self.ddn_gamma, loss=cross_entropy,
+                                       generators=state.generators(seed, "l2-suite/ddn", rows, run),
+                                       walked=walked)
+                state.walked[rows] |= walked
+                return point
 
             self._attempt(model, state, state.live(), eps, index, attack, "ddn")
 
@@ -514,16 +539,41 @@ class L2Suite(Attack):
                       index: int) -> None:
         """DDN from random points, one run per (loss, radius) in `restart_starts`, each on
         the survivors of the last, near the boundary only."""
-        near = state.near(self.restart_radius * eps)
-        for restart, (loss, radius) in enumerate(self.restart_starts):
-            def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
-                       loss: str = loss, radius: float = radius, restart: int = restart) -> torch.Tensor:
-                gens = state.generators(seed, "l2-suite/ddn-restarts", rows, restart)
-                return margin_ddn.ddn(counter, x0, y0, steps=self.ddn_steps, init_epsilon=radius * eps,
-                                      gamma=self.ddn_gamma, loss=LOSSES[loss],
-                                      start=random_start(x0, radius * eps, "L2", gens), generators=gens)
+        self._ddn_from_random_starts(model, state, eps, seed, index, state.near(self.restart_radius * eps),
+                                     self.restart_starts, "ddn-restarts", polish=None)
 
-            self._attempt(model, state, state.live(near), eps, index, attack, "ddn-restarts")
+    def _ddn_walks(self, model: DefenseModel, state: _State, eps: float, seed: int, index: int) -> None:
+        """More random walks where the first one's result hung on its draws: CE DDN runs from
+        random points (`walk_starts`) on the near survivors whose ddn run met a zero gradient,
+        each run followed by APGD-CE from its own point."""
+        among = state.near(self.walk_radius * eps) & state.walked
+        self._ddn_from_random_starts(model, state, eps, seed, index, among,
+                                     [("ce", radius) for radius in self.walk_starts], "ddn-walks", polish="ce")
+
+    def _ddn_from_random_starts(self, model: DefenseModel, state: _State, eps: float, seed: int, index: int,
+                                among: torch.Tensor, starts: Sequence[tuple[str, float]], stage: str,
+                                polish: str | None) -> None:
+        """One DDN run per (loss, radius x ε) in `starts`, each from a random point of that
+        radius, on the survivors in `among`; given a `polish` loss, each run is followed by
+        APGD on it from the run's own adversarials, projected onto the ε-ball."""
+        for run, (loss, radius) in enumerate(starts):
+            found = state.x.clone()
+
+            def attack(counter: PassCounter, x0: torch.Tensor, y0: torch.Tensor, rows: torch.Tensor,
+                       loss: str = loss, radius: float = radius, run: int = run) -> torch.Tensor:
+                gens = state.generators(seed, f"l2-suite/{stage}", rows, run)
+                found[rows.to(x0.device)] = margin_ddn.ddn(
+                    counter, x0, y0, steps=self.ddn_steps, init_epsilon=radius * eps, gamma=self.ddn_gamma,
+                    loss=LOSSES[loss], start=random_start(x0, radius * eps, "L2", gens), generators=gens)
+                return found[rows.to(x0.device)]
+
+            rows = state.live(among)
+            fooled = self._attempt(model, state, rows, eps, index, attack, stage)
+            if polish is not None:
+                polished = torch.zeros_like(among)
+                polished[rows[fooled]] = True
+                self._attempt(model, state, state.live(polished), eps, index,
+                              self._apgd(eps, seed, state, polish, found))
 
     def _ddn_warm(self, model: DefenseModel, state: _State, eps: float, seed: int, index: int) -> None:
         """DDN from the best adversarial found so far (beyond ε), shrinking it toward x."""

@@ -28,14 +28,15 @@ from robbench.attacks.losses import LogitLoss, margin
 
 def ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, init_epsilon: float | None,
         gamma: float = 0.05, loss: LogitLoss = margin, start: torch.Tensor | None = None,
-        generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+        generators: Sequence[torch.Generator] | None = None, walked: torch.Tensor | None = None) -> torch.Tensor:
     """The smallest adversarial iterate per sample (x itself where none was found), from
     x or from `start` (a point per sample; `init_epsilon` None: each start's own distance
     to x). Where a row's gradient is exactly zero it takes no step, or, given one
     generator per row, steps along a normal direction drawn from that row's generator:
     foolbox's DDN does the same from the global random stream, so what it finds there
-    depends on the batch around the sample. Every sample runs `steps` forward+backward
-    passes: pass counts split exactly."""
+    depends on the batch around the sample. `walked` (a bool per row), if given, is set
+    where a row met a zero gradient: its result then hangs on its draws. Every sample runs
+    `steps` forward+backward passes: pass counts split exactly."""
     x = x.detach()
     n = len(x)
     view = (n,) + (1,) * (x.dim() - 1)
@@ -60,8 +61,11 @@ def ddn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, init_
             better = adversarial & (size <= best_norm)
             best_norm = torch.where(better, size, best_norm)
             best_delta = torch.where(better.view(view), delta, best_delta)
+            flat = grad.flatten(1).norm(dim=1) == 0
+            if walked is not None:
+                walked |= flat.to(walked.device)
             if generators is not None:
-                for row in (grad.flatten(1).norm(dim=1) == 0).nonzero().squeeze(1).tolist():
+                for row in flat.nonzero().squeeze(1).tolist():
                     grad[row] = torch.randn(grad.shape[1:], generator=generators[row]).to(grad)
             step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
             delta = delta + alpha * step
