@@ -109,6 +109,23 @@ def test_second_ddn_start_runs_only_on_the_first_starts_survivors(one_thread, no
     assert (d2.min_norm["ddn"][finite] <= d1.min_norm["ddn"][finite]).all()
 
 
+def assert_ran_only_near_and_broke_there(model, x, y, eps, base, result, detail, stage, radius=1.5):
+    """`stage` (after ddn, whose result is `base`) paid passes on every survivor within
+    radius x ε and on no other sample, broke some of them and only them, each at a point
+    misclassified and within ε."""
+    survivors = ~base.success
+    near = survivors & (base.norm <= radius * eps)
+    far = survivors & ~near
+    assert near.any() and far.any()
+    paid = result.n_backward - base.n_backward
+    assert (paid[near] > 0).all() and (paid[far] == 0).all() and (paid[base.success] == 0).all()
+    broke = detail.stage == detail.stages.index(stage)
+    assert broke.any() and (broke <= near).all()  # it breaks samples, and only those it ran on
+    with torch.no_grad():
+        assert (model(result.x_adv[broke]).argmax(dim=1) != y[broke]).all()
+    assert ((result.x_adv[broke] - x[broke]).flatten(1).norm(dim=1) <= eps).all()
+
+
 @pytest.mark.parametrize("stage, radius", [("apgd-t-warm", {"warm_radius": 1.5}),
                                            ("apgd-warm", {"warm_runs": (("margin", 1.5), ("ce", 1.5))}),
                                            ("ddn-restarts", {"restart_radius": 1.5}),
@@ -121,17 +138,7 @@ def test_near_boundary_stage_runs_only_near_the_boundary_and_breaks_there(one_th
     base, _ = run(suite(stages=("ddn",)), nominal_digits, x, y, eps)
     attack = suite(stages=("ddn", stage), warm_targets=9, targeted_steps=20, apgd_steps=30, **radius)
     result, detail = run(attack, nominal_digits, x, y, eps)
-    survivors = ~base.success
-    near = survivors & (base.norm <= 1.5 * eps)
-    far = survivors & ~near
-    assert near.any() and far.any()
-    paid = result.n_backward - base.n_backward
-    assert (paid[near] > 0).all() and (paid[far] == 0).all() and (paid[base.success] == 0).all()
-    broke = detail.stage == detail.stages.index(stage)
-    assert broke.any() and (broke <= near).all()  # it breaks samples, and only those it ran on
-    with torch.no_grad():
-        assert (nominal_digits(result.x_adv[broke]).argmax(dim=1) != y[broke]).all()
-    assert ((result.x_adv[broke] - x[broke]).flatten(1).norm(dim=1) <= eps).all()
+    assert_ran_only_near_and_broke_there(nominal_digits, x, y, eps, base, result, detail, stage)
 
 
 def test_targeted_stage_skips_survivors_whose_best_adversarial_is_far(one_thread, nominal_digits, batch):
@@ -328,17 +335,7 @@ def test_ddn_walks_runs_only_on_near_survivors_whose_ddn_walked_and_breaks_there
     base, _ = run(suite(stages=("ddn",), ddn_steps=100), saturated, x, y, eps)
     attack = suite(stages=("ddn", "ddn-walks"), ddn_steps=100, walk_radius=1.5, walk_starts=(0.5, 1.0))
     result, detail = run(attack, saturated, x, y, eps)
-    survivors = ~base.success
-    near = survivors & (base.norm <= 1.5 * eps)
-    far = survivors & ~near
-    assert near.any() and far.any()
-    paid = result.n_backward - base.n_backward
-    assert (paid[near] > 0).all() and (paid[far] == 0).all() and (paid[base.success] == 0).all()
-    broke = detail.stage == detail.stages.index("ddn-walks")
-    assert broke.any() and (broke <= near).all()
-    with torch.no_grad():
-        assert (saturated(result.x_adv[broke]).argmax(dim=1) != y[broke]).all()
-    assert ((result.x_adv[broke] - x[broke]).flatten(1).norm(dim=1) <= eps).all()
+    assert_ran_only_near_and_broke_there(saturated, x, y, eps, base, result, detail, "ddn-walks")
 
 
 def test_ddn_walks_results_do_not_depend_on_the_batch_size(one_thread, nominal_digits, digits_test):

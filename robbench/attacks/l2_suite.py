@@ -283,7 +283,7 @@ class L2Suite(Attack):
     warm_targets: int = 4  # apgd-t-warm: target classes (capped at classes - 1). All 9 broke
                            # mat-so-mnist-t10k samples toward the 6th, 9th and 10th class by clean
                            # logit, but cost the budget that apgd-margin and cw-search now use
-    warm_radius: float = 1.1  # apgd-warm and apgd-t-warm run where the best adversarial has norm <= this x ε
+    warm_radius: float = 1.1  # apgd-t-warm and ddn-warm run where the best adversarial has norm <= this x ε
     margin_ddn_inits: tuple[float, ...] = (1.0,)  # ddn-margin: as ddn_inits, with ddn_steps
                                                   # (drp-l2 247 fell from ε; a second run from ε/2
                                                   # cost 0.8% on mat and, on the 5 models with the
