@@ -14,15 +14,18 @@ a burst of load on a shared machine hits one repeat of each rather than one meth
 robbench's passes are recorded in an untimed call (the recording hook slows a module
 call); a call shorter than `--min-seconds` is timed as the mean of as many calls as
 reach it, so a 0.3 s attack is not timed by one reading of a noisy clock.
-Reported: the median of each method's seconds and of each per-repeat ratio, the
-ratios' spread (min, max), and the adversarials found per seed and summed over seeds.
-Those counts differ between methods only on a few samples, by restart luck (each
-method draws its own random starts). Two ways take the luck out:
-`found_same_starts` runs robbench's pgd100 again (untimed) from each peer's own starts,
-replayed restart by restart, and counts per seed what each found and what only the
-peer found (`peer_only`); `borderline` attacks just the samples on which some method
-or seed disagreed again, with `--borderline-seeds` fresh seeds per method, and sums
-what each method found there.
+Reported: the median of each method's seconds and of each per-repeat ratio, and the
+ratios' spread (min, max). Counts of adversarials found compare the methods, not
+their luck: each method draws its own random starts, and with independent starts the
+counts differ, in either direction, on the few samples that only some starts break.
+So in every repeat robbench's pgd100 also runs (untimed) from each peer's own starts,
+replayed restart by restart, and `found` / `found_per_seed` give, per seed and summed,
+what each method found from the same starts: robbench's count is the smaller of its
+two replays, `found_same_starts` has both, with what only the peer found
+(`peer_only`). `found_own_starts` gives what the timed runs found, each method from its
+own starts; `borderline` attacks just the samples on which some method or seed
+disagreed again, with `--borderline-seeds` fresh seeds per method (own starts), and
+sums what each method found there.
 
 One run covers every default model: the robust mnist-t10k models on their first 200
 test points (every sample they leave robust costs 10 x 100 steps, in every method),
@@ -253,7 +256,10 @@ def bench_model(model_id: str, n: int, device: torch.device, data_root: str | No
         for key, mask in (("robbench", result.success), ("foolbox", fb_fooled), ("torchattacks", ta_fooled)):
             fooled[key].append(mask)
         passes_made.append((int(result.n_forward.sum()), int(result.n_backward.sum())))
-    found = {k: [int(m.sum()) for m in v] for k, v in fooled.items()}
+    own_starts = {k: [int(m.sum()) for m in v] for k, v in fooled.items()}
+    same_starts = {"robbench": [min(fb, ta) for fb, ta in zip(paired["foolbox"]["robbench"],
+                                                              paired["torchattacks"]["robbench"])],
+                   **{peer: paired[peer]["peer"] for peer in ("foolbox", "torchattacks")}}
 
     ratios = {f"robbench_vs_{peer}": [o / t for o, t in zip(seconds["robbench"], seconds[peer])]
               for peer in ("limit", "foolbox", "torchattacks")}
@@ -262,9 +268,11 @@ def bench_model(model_id: str, n: int, device: torch.device, data_root: str | No
         "min_seconds": min_seconds,
         "forward_passes": passes_made[0][0], "backward_passes": passes_made[0][1],
         "seconds": {k: median(v) for k, v in seconds.items()},
-        "found": {k: sum(v) for k, v in found.items()},  # summed over the seeds
-        "found_per_seed": found,
+        "found": {k: sum(v) for k, v in same_starts.items()},  # summed over the seeds
+        "found_per_seed": same_starts,
         "found_same_starts": paired,  # per seed, robbench run from each peer's own starts
+        "found_own_starts": {"per_seed": own_starts,
+                             "summed": {k: sum(v) for k, v in own_starts.items()}},
         **{k: median(v) for k, v in ratios.items()},
         "spread": {k: [min(v), max(v)] for k, v in ratios.items()},
         "borderline": borderline_rerun(fooled, fooled_by, x, y, borderline_seeds),
@@ -331,7 +339,8 @@ def main() -> None:
               f"foolbox {r['seconds']['foolbox']:.2f}s torchattacks {r['seconds']['torchattacks']:.2f}s "
               f"| vs limit {r['robbench_vs_limit']:.2f} vs foolbox {r['robbench_vs_foolbox']:.2f} "
               f"vs torchattacks {r['robbench_vs_torchattacks']:.2f} (spread {r['spread']}) "
-              f"| found per seed {r['found_per_seed']} | borderline {r['borderline']}",
+              f"| found per seed, same starts {r['found_per_seed']}, own starts "
+              f"{r['found_own_starts']['per_seed']} | borderline {r['borderline']}",
               file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
