@@ -1,19 +1,20 @@
 """What the worst-case cascade saves: `python -m benchmarks.cascade --json` (writes
 benchmarks/results-cascade.json).
 
-For each model (default at-digits and trades-mnist-t10k), `robbench eval` runs the
+For each model (default at-digits, trades-mnist-t10k on its first 100 test points, and
+nominal-digits, where most samples fall to the first attack), `robbench eval` runs the
 standard L∞ attack set twice, into two scratch results stores: every attack on every
 sample (the leaderboards' way, per-attack columns) and as `--cascade` (each attack
 only on the samples every earlier one left robust). Reported per model: both wall
 times and forward+backward passes, the speed-up, both worst cases, and the samples
 whose per-sample verdict differs (library attacks draw their randomness per batch,
 so a batch of other samples may start them elsewhere; ours are per sample). Run it on
-an otherwise idle machine: the two runs are timed one after the other."""
+an otherwise idle machine: the two runs are timed one after the other. With --models,
+those models' rows replace theirs in the file and the others stay."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -21,12 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.results_file import write_rows
 from robbench.config import STANDARD_ATTACKS
 from robbench.evaluate import EvalRequest, evaluate, versions
 from robbench.results import RunStore
 from robbench.scoring import WORST_CASE, covering_records, robust_vectors
 
 DEFAULT_OUT = Path("benchmarks/results-cascade.json")
+DEFAULT_MODELS = ["at-digits", "trades-mnist-t10k", "nominal-digits"]
+DEFAULT_N = {"trades-mnist-t10k": 100}  # others: every test point
 
 
 def timed_eval(model_id: str, cascade: bool, n: int | None, device: str, data_root: str | None,
@@ -67,25 +71,27 @@ def bench(model_id: str, n: int | None, device: str, data_root: str | None) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="at-digits,trades-mnist-t10k")
-    parser.add_argument("--n-examples", type=int, default=None, help="first N test points (default all)")
+    parser.add_argument("--models", default=None, help=f"comma-separated (default: {','.join(DEFAULT_MODELS)})")
+    parser.add_argument("--n-examples", type=int, default=None,
+                        help=f"first N test points (default: all; {DEFAULT_N})")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--json", action="store_true", help=f"write {DEFAULT_OUT}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     results = []
-    for model_id in [m for m in args.models.split(",") if m]:
+    models = [m for m in args.models.split(",") if m] if args.models else DEFAULT_MODELS
+    for model_id in models:
         print(f"{model_id}: every attack on every sample, then the cascade ...", flush=True)
-        r = bench(model_id, args.n_examples, args.device, args.data_root)
+        r = bench(model_id, args.n_examples or DEFAULT_N.get(model_id), args.device, args.data_root)
         results.append(r)
         print(f"{model_id}: n={r['n']} every attack {r['seconds']['every_attack']} s, cascade "
               f"{r['seconds']['cascade']} s ({r['speedup_seconds']}x; passes {r['speedup_passes']}x); "
               f"worst case {r['worst_case_acc']['every_attack']:.2f} vs {r['worst_case_acc']['cascade']:.2f}, "
               f"{len(r['samples_that_differ'])} samples differ", flush=True)
-    if args.json:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        if args.json:
+            write_rows(args.out, results, merge=bool(args.models))
+            print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,23 @@ seconds_ratio     new seconds / the committed cw + ddn seconds for those n sampl
                   record holds one total (`seconds`, over the samples it attacked), so
                   each record's total is scaled by its passes on the n samples over its
                   passes on all; compare only where `device` and `reference_device`
-                  (from the records' versions; "unrecorded" in older ones) agree
+                  (from the records' versions; "unrecorded" in older ones) agree.
+                  Where the committed records ran on other hardware, --timing-runs DIR
+                  prices them on this machine: a re-run of the same cw + ddn (same
+                  parameters, checked), made here with `robbench eval --attacks cw,ddn
+                  --runs-dir DIR`, perhaps on fewer samples, gives each attack's seconds
+                  per pass, times the committed passes on the n samples; the per-sample
+                  results still come from the committed run
 missed            samples the committed cw or ddn break within ε (success True) that
                   l2-suite leaves robust: must be 0
 worst_case_acc    % of the n samples l2-suite leaves robust (clean misclassification
                   counts as broken); reference_worst_case_acc: likewise for cw + ddn
 
 Extra keys: eps, seconds, reference_seconds, device, reference_device,
-broke_by_stage (samples each stage broke), missed_indices, attack_params.
+broke_by_stage (samples each stage broke), missed_indices, attack_params; with a
+timing re-run, also committed_reference_seconds, committed_reference_device,
+rerun_n (samples re-run) and rerun_disagrees (of those, the samples whose cw + ddn
+outcome differs between the re-run and the committed records).
 With --models, those models' rows replace theirs in the file and the others stay.
 """
 
@@ -35,13 +44,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.results_file import write_rows
 from model_zoo.zoo import MODELS, load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.l2_suite import L2Suite
 from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR,
                              THREAT_DEFAULTS)
 from robbench.datasets import load_split
-from robbench.io import write_text_atomic
 from robbench.results import RunStore, run_dir
 
 DATASET = "mnist-t10k"
@@ -58,24 +67,61 @@ def reference_device(meta: dict[str, Any]) -> str:
     return ",".join(devices) or "unrecorded"
 
 
+def reference_seconds(frames: dict[str, Any], records: dict[str, Any], n: int) -> float:
+    """The records' seconds spent on samples 0..n-1: a record holds one total, over the
+    samples it attacked, so each total is scaled by its passes on 0..n-1 over its passes."""
+    total = 0.0
+    for a, frame in frames.items():
+        p_here = int((frame.loc[range(n), "n_forward"] + frame.loc[range(n), "n_backward"]).sum())
+        p_all = int((frame["n_forward"] + frame["n_backward"]).sum())
+        total += records[a][1]["seconds"] * (p_here / p_all if p_all else 0.0)
+    return total
+
+
+def priced_by_rerun(rows: dict[str, Any], rerun_seconds: dict[str, float],
+                    rerun_frames: dict[str, Any]) -> float:
+    """Seconds the committed rows' passes cost on the re-run's hardware: per attack, the
+    re-run's seconds per forward+backward pass times the committed rows' passes."""
+    total = 0.0
+    for a, here in rows.items():
+        frame = rerun_frames[a]
+        per_pass = rerun_seconds[a] / int((frame["n_forward"] + frame["n_backward"]).sum())
+        total += per_pass * int((here["n_forward"] + here["n_backward"]).sum())
+    return total
+
+
+def reference_records(store: RunStore, model_id: str, n: int | None = None
+                      ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(records, frames indexed by sample) of cw and ddn in store; None if it has neither;
+    an error if it has one only, or (given n) one that does not cover samples 0..n-1."""
+    records = {a: store.load_attack(a) for a in REFERENCE}
+    missing = [a for a, r in records.items() if r is None]
+    if len(missing) == len(REFERENCE):
+        return None
+    if missing:
+        raise SystemExit(f"{model_id}: no {', '.join(missing)} record under {store.root}")
+    frames = {a: r[0].set_index("index").sort_index() for a, r in records.items()}
+    for a, frame in frames.items():
+        if n is not None and not set(range(n)) <= set(frame.index):
+            raise SystemExit(f"{model_id}: the {a} record under {store.root} does not cover "
+                             f"samples 0..{n - 1}")
+    return records, frames
+
+
 def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str, batch_size: int,
-            data_root: str | None, runs: Path) -> dict[str, Any]:
+            data_root: str | None, runs: Path, timing_runs: Path | None = None) -> dict[str, Any]:
     """One model's row (see the module docstring)."""
     entry = MODELS.get(model_id)
     eps = THREAT_DEFAULTS[entry.dataset].eps("L2")
     loaded = load_model(model_id, device=device)
     model = loaded.model.eval()
     store = RunStore(run_dir(runs, model_id, loaded.sha256, "L2", eps, DEFAULT_SEED))
-    records = {a: store.load_attack(a) for a in REFERENCE}
-    missing = [a for a, r in records.items() if r is None]
-    if missing:
-        raise SystemExit(f"{model_id}: no committed {', '.join(missing)} record under {store.root}")
-    frames = {a: r[0].set_index("index").sort_index() for a, r in records.items()}
-    n_ref = min(len(f) for f in frames.values())
+    committed = reference_records(store, model_id)
+    if committed is None:
+        raise SystemExit(f"{model_id}: no committed cw or ddn record under {store.root}")
+    n_ref = min(len(f) for f in committed[1].values())
     n = n_ref if n_examples is None else min(n_examples, n_ref)
-    for a, frame in frames.items():
-        if not set(range(n)) <= set(frame.index):
-            raise SystemExit(f"{model_id}: the committed {a} record does not cover samples 0..{n - 1}")
+    records, frames = reference_records(store, model_id, n)
     rows = {a: f.loc[range(n)] for a, f in frames.items()}
     clean = store.load_clean().set_index("index").loc[range(n)]
 
@@ -95,14 +141,32 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
     broke = {name: int((stage == i).sum()) for i, name in enumerate(names)}
 
     ref_success = np.zeros(n, dtype=bool)
-    ref_passes, ref_seconds = 0, 0.0
-    for a, frame in frames.items():
-        here = rows[a]
+    ref_passes = 0
+    for a, here in rows.items():
         ref_success |= here["success"].to_numpy(dtype=bool)
-        p_here = int((here["n_forward"] + here["n_backward"]).sum())
-        p_all = int((frame["n_forward"] + frame["n_backward"]).sum())
-        ref_passes += p_here
-        ref_seconds += records[a][1]["seconds"] * (p_here / p_all if p_all else 0.0)
+        ref_passes += int((here["n_forward"] + here["n_backward"]).sum())
+    ref_seconds = reference_seconds(frames, records, n)
+    ref_device = ",".join(sorted({reference_device(r[1]) for r in records.values()}))
+    timing = {}
+    rerun = (reference_records(RunStore(run_dir(timing_runs, model_id, loaded.sha256, "L2", eps,
+                                                DEFAULT_SEED)), model_id)
+             if timing_runs is not None else None)
+    if rerun is not None:
+        rerun_records, rerun_frames = rerun
+        for a in REFERENCE:
+            if rerun_records[a][1]["params"] != records[a][1]["params"]:
+                raise SystemExit(f"{model_id}: the timing re-run's {a} parameters differ from the "
+                                 f"committed ones")
+        common = sorted(set.intersection(*(set(f.index) for f in rerun_frames.values())) & set(range(n)))
+        rerun_success = np.zeros(len(common), dtype=bool)
+        for frame in rerun_frames.values():
+            rerun_success |= frame.loc[common, "success"].to_numpy(dtype=bool)
+        timing = {"committed_reference_seconds": round(ref_seconds, 1),
+                  "committed_reference_device": ref_device, "rerun_n": len(common),
+                  "rerun_disagrees": int((rerun_success != ref_success[common]).sum())}
+        ref_seconds = priced_by_rerun(rows, {a: r[1]["seconds"] for a, r in rerun_records.items()},
+                                      rerun_frames)
+        ref_device = ",".join(sorted({reference_device(r[1]) for r in rerun_records.values()}))
     missed = np.flatnonzero(ref_success & ~success)
     return {
         "model": model_id, "n": n,
@@ -112,19 +176,10 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
         "worst_case_acc": round(100.0 * float((~success).mean()), 2),
         "reference_worst_case_acc": round(100.0 * float((~ref_success).mean()), 2),
         "eps": eps, "seconds": round(seconds, 1), "reference_seconds": round(ref_seconds, 1),
-        "device": device_name(device),
-        "reference_device": ",".join(sorted({reference_device(r[1]) for r in records.values()})),
+        "device": device_name(device), "reference_device": ref_device,
         "broke_by_stage": broke, "missed_indices": missed.tolist(),
-        "attack_params": attack.params(),
+        "attack_params": attack.params(), **timing,
     }
-
-
-def merged(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A --models run's rows in place of those models' rows in the file, the others kept."""
-    kept = json.loads(out.read_text()) if out.exists() else []
-    fresh = {r["model"]: r for r in rows}
-    merged_rows = [fresh.pop(r["model"], r) for r in kept]
-    return merged_rows + list(fresh.values())
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, size: int):
@@ -146,6 +201,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--runs-dir", default=RUNS_DIR)
+    parser.add_argument("--timing-runs", default=None,
+                        help="a results store holding re-runs of cw + ddn made on this machine: "
+                             "reference seconds from there, for the models it holds")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
@@ -159,14 +217,15 @@ def main() -> None:
     results = []
     for model_id in models:
         row = compare(model_id, attack, args.n_examples, args.device, args.batch_size,
-                      args.data_root, Path(args.runs_dir))
+                      args.data_root, Path(args.runs_dir),
+                      Path(args.timing_runs) if args.timing_runs else None)
         results.append(row)
         print(f"{model_id}: n={row['n']} missed={row['missed']} cost_ratio={row['cost_ratio']} "
               f"seconds_ratio={row['seconds_ratio']} ({row['seconds']}s on {row['device']} vs "
               f"{row['reference_seconds']}s on {row['reference_device']}) worst_case_acc="
               f"{row['worst_case_acc']} reference={row['reference_worst_case_acc']} "
               f"broke={row['broke_by_stage']}", file=sys.stderr, flush=True)
-        write_text_atomic(out, json.dumps(merged(out, results) if args.models else results, indent=2) + "\n")
+        write_rows(out, results, merge=bool(args.models))
     if args.json:
         print(json.dumps(results, indent=2))
     bad = [r["model"] for r in results if r["missed"]]

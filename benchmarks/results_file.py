@@ -1,0 +1,23 @@
+"""Benchmark results files (a JSON list of rows, one per model): written atomically, and
+a run on some models replaces their rows and keeps the others'."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from robbench.io import write_text_atomic
+
+
+def merged(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """rows in place of those models' rows in the file, the others kept, new ones last."""
+    kept = json.loads(out.read_text()) if out.exists() else []
+    fresh = {r["model"]: r for r in rows}
+    merged_rows = [fresh.pop(r["model"], r) for r in kept]
+    return merged_rows + list(fresh.values())
+
+
+def write_rows(out: Path, rows: list[dict[str, Any]], merge: bool) -> None:
+    """The file becomes rows (merge False) or rows merged into it (merge True)."""
+    write_text_atomic(out, json.dumps(merged(out, rows) if merge else rows, indent=2) + "\n")
