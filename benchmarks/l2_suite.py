@@ -27,8 +27,9 @@ worst_case_acc    % of the n samples l2-suite leaves robust (clean misclassifica
 Extra keys: eps, seconds, reference_seconds, device, reference_device,
 broke_by_stage (samples each stage broke), missed_indices, attack_params; with a
 timing re-run, also committed_reference_seconds, committed_reference_device,
-rerun_n (samples re-run) and rerun_disagrees (of those, the samples whose cw + ddn
-outcome differs between the re-run and the committed records).
+rerun_n (samples re-run), rerun_disagrees (of those, the samples whose cw + ddn
+outcome differs between the re-run and the committed records) and
+rerun_breaks_left_robust (those the re-run breaks within ε and l2-suite leaves robust).
 With --models, those models' rows replace theirs in the file and the others stay.
 """
 
@@ -88,6 +89,24 @@ def priced_by_rerun(rows: dict[str, Any], rerun_seconds: dict[str, float],
         per_pass = rerun_seconds[a] / int((frame["n_forward"] + frame["n_backward"]).sum())
         total += per_pass * int((here["n_forward"] + here["n_backward"]).sum())
     return total
+
+
+def rerun_outcomes(model_id: str, records: dict[str, Any], rerun: tuple[dict[str, Any], dict[str, Any]],
+                   ref_success: np.ndarray, success: np.ndarray) -> dict[str, Any]:
+    """How a timing re-run's per-sample outcomes compare, on the samples it re-ran: those
+    whose cw + ddn verdict differs from the committed one, and those it breaks within ε
+    that l2-suite leaves robust (a re-run draws other random steps: evidence, not the
+    reference `missed` is measured against)."""
+    rerun_records, rerun_frames = rerun
+    for a in REFERENCE:
+        if rerun_records[a][1]["params"] != records[a][1]["params"]:
+            raise SystemExit(f"{model_id}: the timing re-run's {a} parameters differ from the committed ones")
+    common = sorted(set.intersection(*(set(f.index) for f in rerun_frames.values())) & set(range(len(success))))
+    rerun_success = np.zeros(len(common), dtype=bool)
+    for frame in rerun_frames.values():
+        rerun_success |= frame.loc[common, "success"].to_numpy(dtype=bool)
+    return {"rerun_n": len(common), "rerun_disagrees": int((rerun_success != ref_success[common]).sum()),
+            "rerun_breaks_left_robust": [i for i, hit in zip(common, rerun_success) if hit and not success[i]]}
 
 
 def reference_records(store: RunStore, model_id: str, n: int | None = None
@@ -152,18 +171,10 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
                                                 DEFAULT_SEED)), model_id)
              if timing_runs is not None else None)
     if rerun is not None:
-        rerun_records, rerun_frames = rerun
-        for a in REFERENCE:
-            if rerun_records[a][1]["params"] != records[a][1]["params"]:
-                raise SystemExit(f"{model_id}: the timing re-run's {a} parameters differ from the "
-                                 f"committed ones")
-        common = sorted(set.intersection(*(set(f.index) for f in rerun_frames.values())) & set(range(n)))
-        rerun_success = np.zeros(len(common), dtype=bool)
-        for frame in rerun_frames.values():
-            rerun_success |= frame.loc[common, "success"].to_numpy(dtype=bool)
         timing = {"committed_reference_seconds": round(ref_seconds, 1),
-                  "committed_reference_device": ref_device, "rerun_n": len(common),
-                  "rerun_disagrees": int((rerun_success != ref_success[common]).sum())}
+                  "committed_reference_device": ref_device,
+                  **rerun_outcomes(model_id, records, rerun, ref_success, success)}
+        rerun_records, rerun_frames = rerun
         ref_seconds = priced_by_rerun(rows, {a: r[1]["seconds"] for a, r in rerun_records.items()},
                                       rerun_frames)
         ref_device = ",".join(sorted({reference_device(r[1]) for r in rerun_records.values()}))

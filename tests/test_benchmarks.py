@@ -1,9 +1,15 @@
-"""Benchmark helpers: results files keep the rows a run did not touch; a timing re-run prices the reference."""
+"""Benchmark helpers: results files keep the rows a run did not touch; a timing re-run
+prices the reference and reports where its outcomes differ."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.l2_suite import priced_by_rerun, rerun_outcomes
 from benchmarks.results_file import merged
 
 
@@ -19,9 +25,6 @@ def test_without_a_results_file_the_run_s_rows_are_the_file(tmp_path):
 
 
 def test_a_timing_rerun_prices_the_committed_passes_at_its_seconds_per_pass():
-    import pandas as pd
-
-    from benchmarks.l2_suite import priced_by_rerun
 
     committed = {"cw": pd.DataFrame({"n_forward": [700, 700], "n_backward": [600, 600]}),
                  "ddn": pd.DataFrame({"n_forward": [101, 101], "n_backward": [99, 99]})}
@@ -29,3 +32,25 @@ def test_a_timing_rerun_prices_the_committed_passes_at_its_seconds_per_pass():
              "ddn": pd.DataFrame({"n_forward": [100], "n_backward": [100]})}  # 200 passes in 1 s
     seconds = priced_by_rerun(committed, {"cw": 2.0, "ddn": 1.0}, rerun)
     assert seconds == 2.0 / 1000 * 2600 + 1.0 / 200 * 400
+
+
+def test_a_timing_rerun_reports_the_breaks_the_suite_left_robust_on_the_samples_it_reran():
+
+    params = {"cw": {"id": "cw"}, "ddn": {"id": "ddn"}}
+    committed = {a: (None, {"params": p}) for a, p in params.items()}
+    rerun_frames = {"cw": pd.DataFrame({"success": [False, True, False]}),  # samples 0..2 of 4
+                    "ddn": pd.DataFrame({"success": [True, False, False]})}
+    rerun = ({a: (f, {"params": params[a]}) for a, f in rerun_frames.items()}, rerun_frames)
+    ref_success = np.array([True, False, False, True])
+    suite_success = np.array([True, False, False, True])
+    out = rerun_outcomes("m", committed, rerun, ref_success, suite_success)
+    assert out == {"rerun_n": 3, "rerun_disagrees": 1, "rerun_breaks_left_robust": [1]}
+
+
+def test_a_timing_rerun_with_other_attack_parameters_is_refused():
+
+    frames = {a: pd.DataFrame({"success": [False]}) for a in ("cw", "ddn")}
+    committed = {a: (None, {"params": {"steps": 1000}}) for a in frames}
+    rerun = ({a: (f, {"params": {"steps": 100 if a == "cw" else 1000}}) for a, f in frames.items()}, frames)
+    with pytest.raises(SystemExit, match="cw parameters differ"):
+        rerun_outcomes("m", committed, rerun, np.zeros(1, bool), np.zeros(1, bool))
