@@ -306,7 +306,8 @@ class L2Suite(Attack):
     walk_starts: tuple[float, ...] = (0.5, 1.0) * 4  # ddn-walks: one CE run (+ APGD-CE) per random start
                                                      # radius (x ε); 2 runs left mat 180 robust
     walk_radius: float = 1.2  # ddn-walks runs where the best adversarial has norm <= this x ε
-                              # (mat 148 walks in from 1.14 ε; 1.2 cost mat 0.08% more passes)
+                              # (mat 148 walks in from 1.14 ε; over 1.1, 1.2 added 0.08% of
+                              # the reference's passes on mat)
     ddn_warm_loss: str = "ce"  # ddn-warm: DDN from the best adversarial beyond ε, within warm_radius
     fab_targets: int = 4  # fab-t: target classes (capped at classes - 1), one run each
     fab_steps: int = 40  # fab-t's FAB iterations per target (trades 198 falls at 30, to
