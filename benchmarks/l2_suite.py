@@ -68,26 +68,24 @@ def reference_device(meta: dict[str, Any]) -> str:
     return ",".join(devices) or "unrecorded"
 
 
-def reference_seconds(frames: dict[str, Any], records: dict[str, Any], n: int) -> float:
-    """The records' seconds spent on samples 0..n-1: a record holds one total, over the
-    samples it attacked, so each total is scaled by its passes on 0..n-1 over its passes."""
-    total = 0.0
-    for a, frame in frames.items():
-        p_here = int((frame.loc[range(n), "n_forward"] + frame.loc[range(n), "n_backward"]).sum())
-        p_all = int((frame["n_forward"] + frame["n_backward"]).sum())
-        total += records[a][1]["seconds"] * (p_here / p_all if p_all else 0.0)
-    return total
+def records_device(records: dict[str, Any]) -> str:
+    return ",".join(sorted({reference_device(r[1]) for r in records.values()}))
 
 
-def priced_by_rerun(rows: dict[str, Any], rerun_seconds: dict[str, float],
-                    rerun_frames: dict[str, Any]) -> float:
-    """Seconds the committed rows' passes cost on the re-run's hardware: per attack, the
-    re-run's seconds per forward+backward pass times the committed rows' passes."""
+def passes(frame: Any) -> int:
+    """Forward+backward passes of a record's rows."""
+    return int((frame["n_forward"] + frame["n_backward"]).sum())
+
+
+def priced(rows: dict[str, Any], records: dict[str, Any], frames: dict[str, Any]) -> float:
+    """Seconds the rows' passes cost at the records' seconds per pass: a record holds one
+    total, over the samples in its frame. Priced by the committed records themselves, this
+    is their seconds on the rows' samples; by a timing re-run's, the same passes on the
+    re-run's hardware."""
     total = 0.0
     for a, here in rows.items():
-        frame = rerun_frames[a]
-        per_pass = rerun_seconds[a] / int((frame["n_forward"] + frame["n_backward"]).sum())
-        total += per_pass * int((here["n_forward"] + here["n_backward"]).sum())
+        p_all = passes(frames[a])
+        total += records[a][1]["seconds"] / p_all * passes(here) if p_all else 0.0
     return total
 
 
@@ -160,12 +158,10 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
     broke = {name: int((stage == i).sum()) for i, name in enumerate(names)}
 
     ref_success = np.zeros(n, dtype=bool)
-    ref_passes = 0
-    for a, here in rows.items():
+    for here in rows.values():
         ref_success |= here["success"].to_numpy(dtype=bool)
-        ref_passes += int((here["n_forward"] + here["n_backward"]).sum())
-    ref_seconds = reference_seconds(frames, records, n)
-    ref_device = ",".join(sorted({reference_device(r[1]) for r in records.values()}))
+    ref_passes = sum(passes(here) for here in rows.values())
+    ref_seconds, ref_device = priced(rows, records, frames), records_device(records)
     timing = {}
     rerun = (reference_records(RunStore(run_dir(timing_runs, model_id, loaded.sha256, "L2", eps,
                                                 DEFAULT_SEED)), model_id)
@@ -174,10 +170,7 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
         timing = {"committed_reference_seconds": round(ref_seconds, 1),
                   "committed_reference_device": ref_device,
                   **rerun_outcomes(model_id, records, rerun, ref_success, success)}
-        rerun_records, rerun_frames = rerun
-        ref_seconds = priced_by_rerun(rows, {a: r[1]["seconds"] for a, r in rerun_records.items()},
-                                      rerun_frames)
-        ref_device = ",".join(sorted({reference_device(r[1]) for r in rerun_records.values()}))
+        ref_seconds, ref_device = priced(rows, *rerun), records_device(rerun[0])
     missed = np.flatnonzero(ref_success & ~success)
     return {
         "model": model_id, "n": n,

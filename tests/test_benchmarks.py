@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.l2_suite import priced_by_rerun, rerun_outcomes
+from benchmarks.l2_suite import priced, rerun_outcomes
 from benchmarks.results_file import merged
 
 
@@ -25,17 +25,16 @@ def test_without_a_results_file_the_run_s_rows_are_the_file(tmp_path):
 
 
 def test_a_timing_rerun_prices_the_committed_passes_at_its_seconds_per_pass():
-
     committed = {"cw": pd.DataFrame({"n_forward": [700, 700], "n_backward": [600, 600]}),
                  "ddn": pd.DataFrame({"n_forward": [101, 101], "n_backward": [99, 99]})}
     rerun = {"cw": pd.DataFrame({"n_forward": [500], "n_backward": [500]}),   # 1000 passes in 2 s
              "ddn": pd.DataFrame({"n_forward": [100], "n_backward": [100]})}  # 200 passes in 1 s
-    seconds = priced_by_rerun(committed, {"cw": 2.0, "ddn": 1.0}, rerun)
+    records = {"cw": (rerun["cw"], {"seconds": 2.0}), "ddn": (rerun["ddn"], {"seconds": 1.0})}
+    seconds = priced(committed, records, rerun)
     assert seconds == 2.0 / 1000 * 2600 + 1.0 / 200 * 400
 
 
 def test_a_timing_rerun_reports_the_breaks_the_suite_left_robust_on_the_samples_it_reran():
-
     params = {"cw": {"id": "cw"}, "ddn": {"id": "ddn"}}
     committed = {a: (None, {"params": p}) for a, p in params.items()}
     rerun_frames = {"cw": pd.DataFrame({"success": [False, True, False]}),  # samples 0..2 of 4
@@ -48,7 +47,6 @@ def test_a_timing_rerun_reports_the_breaks_the_suite_left_robust_on_the_samples_
 
 
 def test_a_timing_rerun_with_other_attack_parameters_is_refused():
-
     frames = {a: pd.DataFrame({"success": [False]}) for a in ("cw", "ddn")}
     committed = {a: (None, {"params": {"steps": 1000}}) for a in frames}
     rerun = ({a: (f, {"params": {"steps": 100 if a == "cw" else 1000}}) for a, f in frames.items()}, frames)

@@ -73,7 +73,7 @@ robust. Default stages, in order:
                cross-entropy's gradient underflows (20-30% of fresh draws land within ε).
                Each run starts from a random point and, where the gradient is zero, walks
                in random directions as ddn does: it broke mat 34, 25 samples in all on
-               mat-mnist-t10k after ddn-walks' 10, for 0.4% of the reference's passes
+               mat-mnist-t10k after ddn-walks' 19, for 0.4% of the reference's passes
     ddn-warm   DDN on `ddn_warm_loss` (cross-entropy) from the best adversarial found so far
                (beyond ε), at that point's own distance, on survivors within `warm_radius`·ε:
                it shrinks what the other stages found (5 samples on 4 models in the
