@@ -7,7 +7,8 @@ Each check is one small function with one behaviour. They come in three kinds:
   `check_randomised` (two forward passes disagree), `check_probabilities`
   (outputs are probability vectors, not logits), `check_large_eps` (PGD-CE at a
   very large ε does not bring accuracy down to chance);
-- record checks, from the per-sample results on disk: `check_black_box` (Square or
+- record checks, from the per-sample results on disk: `check_gradient_free` (no
+  gradient-free attack on record), `check_black_box` (Square or
   transfer beats the white-box attacks of the run), `check_more_compute` (an attack
   with more steps or restarts leaves a higher accuracy than the same attack with
   fewer);
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robbench.attacks.base import AttackResult, perturbation_norm, sample_generator
+from robbench.attacks.base import ATTACKS, AttackResult, perturbation_norm, sample_generator
 from robbench.attacks.pgd import ascent_step, random_start
 from robbench.results import RunStore
 
@@ -314,6 +315,21 @@ def check_silent_success(store: RunStore, n: int, attack_ids: list[str]) -> Chec
     return result
 
 
+NO_GRADIENT_FREE = {"check": "gradient-free", "reason": "no gradient-free attack (Square) on record: "
+                    "gradient attacks alone can all stall on the same masked loss"}
+
+
+def check_gradient_free(attack_ids: list[str]) -> CheckResult:
+    """A worst case with no gradient-free attack behind it is unchecked: on clustering
+    heads every gradient attack can stop far outside ε where Square breaks the sample
+    (METHODS §3), so such a row is flagged until one is on record."""
+    free = [a for a in attack_ids if a in ATTACKS and ATTACKS.get(a).gradient_free]
+    result = CheckResult("gradient-free", {"gradient_free_attacks": free})
+    if not free:
+        result.reasons.append(NO_GRADIENT_FREE["reason"])
+    return result
+
+
 def check_adaptive_fallback(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
     """A third-party model that exposes no training loss or features gets `adaptive` as
     CE, DLR and margin PGD on its logits only (robbench.external); on a clustering
@@ -369,7 +385,8 @@ def record_checks(store: RunStore, n: int, attack_ids: list[str]) -> list[CheckR
     """The checks computed from the per-sample records alone."""
     attack_ids = sorted(attack_ids)
     return [check_black_box(store, n, attack_ids), check_more_compute(store, n, attack_ids),
-            check_silent_success(store, n, attack_ids), check_adaptive_fallback(store, n, attack_ids)]
+            check_silent_success(store, n, attack_ids), check_adaptive_fallback(store, n, attack_ids),
+            check_gradient_free(attack_ids)]
 
 
 MISSING_MODEL_CHECKS = {"check": "model-checks", "reason": "the model checks (gradients, "

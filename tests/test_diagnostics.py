@@ -199,7 +199,7 @@ def test_attack_dropping_its_points_is_flagged_by_eval(tmp_path, monkeypatch):
 
 # --- a sound model ------------------------------------------------------------------------------------
 def test_sound_model_triggers_no_check(tmp_path):
-    summary = run_eval(tmp_path, ["pgd20"])
+    summary = run_eval(tmp_path, ["pgd20", "square"])
     assert summary["unreliable"] == []
     record, = RunStore(tmp_path / summary["run_dir"]).load_model_checks().values()
     assert not any(check["flagged"] for check in record["checks"].values())
@@ -218,5 +218,31 @@ def test_flags_from_the_store_equal_the_evals_own(tmp_path, monkeypatch):
 def test_model_checks_missing_for_the_samples_are_a_flag_not_silence(tmp_path):
     summary = run_eval(tmp_path, ["pgd20"], n=8)
     store = RunStore(tmp_path / summary["run_dir"])
-    assert dg.unreliable_flags(store, 8, ["pgd20"]) == []
-    assert dg.unreliable_flags(store, 7, ["pgd20"]) == [dg.MISSING_MODEL_CHECKS]
+    assert dg.unreliable_flags(store, 8, ["pgd20"]) == [dg.NO_GRADIENT_FREE]
+    assert dg.unreliable_flags(store, 7, ["pgd20"]) == [dg.MISSING_MODEL_CHECKS, dg.NO_GRADIENT_FREE]
+
+
+@pytest.mark.parametrize("attacks", [["pgd100", "apgd-ce", "transfer"], ["cw", "ddn", "l2-suite"], ["aa-rand"],
+                                     ["not-registered"]])
+def test_a_row_with_no_gradient_free_attack_on_record_is_flagged(attacks):
+    assert dg.check_gradient_free(attacks).flags() == [dg.NO_GRADIENT_FREE]
+
+
+@pytest.mark.parametrize("attacks", [["pgd20", "square"], ["cw", "square-l2"], ["aa"], ["aa-l2"],
+                                     ["standard-cascade"]])
+def test_square_alone_or_inside_autoattack_or_a_cascade_counts_as_gradient_free(attacks):
+    assert dg.check_gradient_free(attacks).flags() == []
+
+
+def test_an_eval_with_gradient_attacks_only_flags_its_leaderboard_row(tmp_path):
+    summary = run_eval(tmp_path, ["fgsm"], n=4)
+    assert dg.NO_GRADIENT_FREE in summary["unreliable"]
+    row = read_table(tmp_path / "board.csv").set_index("model").loc["nominal-digits"]
+    assert dg.NO_GRADIENT_FREE["reason"] in row["unreliable"]
+
+
+def test_the_gate_treats_a_missing_gradient_free_attack_as_a_new_flag():
+    from robbench.check import new_flags
+
+    assert new_flags([dg.NO_GRADIENT_FREE], []) == [dg.NO_GRADIENT_FREE]
+    assert new_flags([dg.NO_GRADIENT_FREE], [dg.NO_GRADIENT_FREE["reason"]]) == []

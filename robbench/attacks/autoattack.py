@@ -111,6 +111,11 @@ class AutoAttackRun(Attack):
     eot_iter: int | None = None  # APGD EOT samples; None: the version's (20 rand, else 1)
     n_target_classes: int = 9  # APGD-T / FAB-T targets (capped at classes - 1)
 
+    @property
+    def gradient_free(self) -> bool:
+        """Square is a stage of the standard and plus versions (not of rand)."""
+        return self.version in ("standard", "plus") or "square" in self.attacks
+
     def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             sample_ids: torch.Tensor, seed: int) -> AttackResult:
         n = len(y)

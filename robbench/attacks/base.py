@@ -37,6 +37,13 @@ class Attack:
     norm: str  # "Linf" or "L2": the threat model whose ε the attack respects
     minimum_norm: ClassVar[bool] = False  # True: perturbations are not bounded by ε
 
+    @property
+    def gradient_free(self) -> bool:
+        """True when the attack includes a stage that uses no gradient (Square). Gradient
+        attacks can all stall on the same masked or flat loss, so a worst case counts as
+        checked only with one of these on record (METHODS §3)."""
+        return False
+
     def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             sample_ids: torch.Tensor, seed: int) -> AttackResult:
         """Attacks a batch. `sample_ids` (the samples' indices in the test split) and

@@ -73,6 +73,10 @@ class Cascade(Attack):
     def stages(self) -> list[Attack]:
         return [ATTACKS.get(a) for a in self.attacks]
 
+    @property
+    def gradient_free(self) -> bool:
+        return any(a.gradient_free for a in self.stages())
+
     def params(self) -> dict[str, Any]:
         return {"id": self.id, "norm": self.norm, "attacks": list(self.attacks),
                 "stages": {a.id: a.params() for a in self.stages()}}
