@@ -1,13 +1,22 @@
-"""An independent check of the published worst case: for the zoo models whose L∞
-worst case is at least 40%, independent libraries (torchattacks APGD-CE, APGD-DLR and
-PGD; pyautoattack's standard AutoAttack) attack every test sample the leaderboard row
-covers, and every sample a library breaks that robbench counts as robust is listed.
-There must be none.
+"""An independent check of the published worst case, for both threat models: on the zoo
+models whose worst case is at least 40% (L∞) or 10% (L2), attacks from libraries and
+families the row does not rest on attack every test sample the leaderboard row covers,
+and every sample a library breaks that robbench counts as robust is listed. There must
+be none.
 
-    python -m benchmarks.oracle --dataset digits --json --out benchmarks/results-oracle-digits.json
+    python -m benchmarks.oracle --dataset digits --norm L2
 
-A library's point counts as broken only if it is within ε (L∞, 1e-6 slack) and the
-wrapped model, whose argmax is the defense's own rule, misclassifies it."""
+writes benchmarks/results-oracle-<dataset>-<norm>.json. The sources are of different
+kinds, so that a blind spot shared by one family cannot hide a break:
+- L∞: torchattacks APGD-CE, APGD-DLR and PGD-100 (gradient); pyautoattack's standard
+  AutoAttack (gradient and Square, gradient-free).
+- L2: pyautoattack's standard L2 AutoAttack (APGD-CE, APGD-T, FAB-T, Square);
+  torchattacks' own Square-L2 (gradient-free, another implementation); foolbox's FMN-L2
+  (minimum-norm; robbench's rows use foolbox only for C&W and DDN), thresholded at ε.
+
+A library's point counts as broken only if it lies in [0, 1], within ε (1e-6 slack for
+L∞, 1e-5 relative for L2) and the wrapped model, whose argmax is the defense's own rule,
+misclassifies it."""
 
 from __future__ import annotations
 
@@ -19,28 +28,38 @@ from typing import Any
 
 import torch
 
+from benchmarks.results_file import write_rows
 from model_zoo.zoo import MODELS, load_model
 from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
 from robbench.leaderboard import read_table
 from robbench.results import RunStore, run_dir
 
-LIBRARY_ATTACKS = ("torchattacks-apgd-ce", "torchattacks-apgd-dlr", "torchattacks-pgd", "pyautoattack")
-MIN_ROBUST = 40.0
+LIBRARY_ATTACKS = {
+    "Linf": ("torchattacks-apgd-ce", "torchattacks-apgd-dlr", "torchattacks-pgd", "pyautoattack"),
+    "L2": ("pyautoattack", "torchattacks-square", "foolbox-fmn"),
+}
+MIN_ROBUST = {"Linf": 40.0, "L2": 10.0}
 BATCH = 250
+SQUARE_QUERIES = 5000  # torchattacks' Square, as AutoAttack runs it
+FMN_STEPS = 1000
 
 
-def robust_models(dataset: str, leaderboards: Path) -> list[str]:
-    table = read_table(leaderboards / f"{dataset}-Linf.csv")
-    rows = table[(table["source"] == "measured") & (table["worst_case_acc"] >= MIN_ROBUST)]
+def results_path(dataset: str, norm: str) -> Path:
+    return Path(__file__).parent / f"results-oracle-{dataset}-{norm}.json"
+
+
+def robust_models(dataset: str, leaderboards: Path, norm: str = "Linf") -> list[str]:
+    table = read_table(leaderboards / f"{dataset}-{norm}.csv")
+    rows = table[(table["source"] == "measured") & (table["worst_case_acc"] >= MIN_ROBUST[norm])]
     return sorted(m for m in rows["model"] if m in MODELS)
 
 
-def robbench_robust(model_id: str, n: int, runs: Path) -> torch.Tensor:
+def robbench_robust(model_id: str, n: int, runs: Path, norm: str = "Linf") -> torch.Tensor:
     """Per sample: clean-correct and no attack on record succeeded (the row's worst case)."""
     entry = MODELS.get(model_id)
-    eps = THREAT_DEFAULTS[entry.dataset].linf_eps
-    store = RunStore(run_dir(runs, model_id, entry.checkpoint_sha256, "Linf", eps, DEFAULT_SEED))
+    eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
+    store = RunStore(run_dir(runs, model_id, entry.checkpoint_sha256, norm, eps, DEFAULT_SEED))
     robust = torch.tensor(store.load_clean().set_index("index").loc[range(n), "correct"].to_numpy())
     for attack_id in store.attack_ids():
         rows = store.load_attack(attack_id)[0].set_index("index")
@@ -50,19 +69,29 @@ def robbench_robust(model_id: str, n: int, runs: Path) -> torch.Tensor:
 
 
 def library_attack(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   eps: float) -> torch.Tensor:
+                   eps: float, norm: str) -> torch.Tensor:
+    """The library's points for x (clean points where it returns none)."""
     if name == "pyautoattack":
         from pyautoattack import AutoAttack
 
-        adversary = AutoAttack(model, device=x.device, eps=eps, norm="Linf", seed=1, version="standard")
+        adversary = AutoAttack(model, device=x.device, eps=eps, norm=norm, seed=1, version="standard")
         adversary.verbose = False
         return adversary.run_standard_evaluation(x, y, batch_size=BATCH)[0]
+    if name == "foolbox-fmn":
+        import foolbox as fb
+
+        fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+        attack = fb.attacks.L2FMNAttack(steps=FMN_STEPS)
+        return torch.cat([attack(fmodel, x[i:i + BATCH], y[i:i + BATCH], epsilons=None)[0]
+                          for i in range(0, len(y), BATCH)])
     import torchattacks
 
     if name == "torchattacks-pgd":
         attack = torchattacks.PGD(model, eps=eps, alpha=eps / 4, steps=100, random_start=True)
+    elif name == "torchattacks-square":
+        attack = torchattacks.Square(model, norm=norm, eps=eps, n_queries=SQUARE_QUERIES, n_restarts=1, seed=1)
     else:
-        attack = torchattacks.APGD(model, norm="Linf", eps=eps, steps=100, n_restarts=1, seed=1,
+        attack = torchattacks.APGD(model, norm=norm, eps=eps, steps=100, n_restarts=1, seed=1,
                                    loss=name.rsplit("-", 1)[1])
     torch.manual_seed(1)
     return torch.cat([attack(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, len(y), BATCH)])
@@ -70,57 +99,74 @@ def library_attack(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.
 
 @torch.no_grad()
 def broken(model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
-           eps: float) -> torch.Tensor:
-    inside = (x_adv - x).abs().flatten(1).amax(dim=1) <= eps + 1e-6
+           eps: float, norm: str = "Linf") -> torch.Tensor:
+    """Per sample: x_adv is in the box, within ε of x and misclassified (robbench's check)."""
+    delta = (x_adv - x).flatten(1)
+    if norm == "Linf":
+        inside = delta.abs().amax(dim=1) <= eps + 1e-6
+    else:
+        inside = delta.norm(dim=1) <= eps * (1 + 1e-5)
+    in_box = (x_adv >= 0).flatten(1).all(dim=1) & (x_adv <= 1).flatten(1).all(dim=1)
     wrong = torch.cat([model(x_adv[i:i + BATCH]).argmax(1) for i in range(0, len(y), BATCH)]) != y
-    return (inside & wrong).cpu()
+    return (inside & in_box & wrong).cpu()
 
 
 def oracle(model_id: str, n: int | None, attacks: tuple[str, ...], device: str,
-           data_root: str | None, runs: Path, leaderboards: Path) -> dict[str, Any]:
+           data_root: str | None, runs: Path, leaderboards: Path, norm: str = "Linf") -> dict[str, Any]:
     entry = MODELS.get(model_id)
-    table = read_table(leaderboards / f"{entry.dataset}-Linf.csv").set_index("model")
+    table = read_table(leaderboards / f"{entry.dataset}-{norm}.csv").set_index("model")
     n = int(table.loc[model_id, "n_examples"]) if n is None else n
-    eps = THREAT_DEFAULTS[entry.dataset].linf_eps
+    eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
     model = load_model(model_id, device=device).model.eval()
     test = load_split(entry.dataset, "test", data_root)
     x, y = test.x[:n].to(device), test.y[:n].to(device)
-    ours = robbench_robust(model_id, n, runs)
+    ours = robbench_robust(model_id, n, runs, norm)
     with torch.no_grad():
         correct = torch.cat([model(x[i:i + BATCH]).argmax(1) for i in range(0, n, BATCH)]).cpu() == y.cpu()
     library_robust = correct.clone()
-    per_attack, started = {}, time.perf_counter()
+    per_attack, per_attack_missed, started = {}, {}, time.perf_counter()
     for name in attacks:
-        fooled = broken(model, x, library_attack(name, model, x, y, eps).detach(), y, eps)
+        fooled = broken(model, x, library_attack(name, model, x, y, eps, norm).detach(), y, eps, norm)
         per_attack[name] = round(100.0 * float((correct & ~fooled).float().mean()), 2)
+        per_attack_missed[name] = (ours & fooled).nonzero().squeeze(1).tolist()
         library_robust &= ~fooled
     missed = (ours & ~library_robust).nonzero().squeeze(1).tolist()
-    return {"model": model_id, "n": n, "eps": eps, "robbench_worst_case_acc": round(100.0 * float(ours.float().mean()), 2),
-            "library_worst_case_acc": round(100.0 * float(library_robust.float().mean()), 2),
-            "library": per_attack, "missed": missed, "seconds": round(time.perf_counter() - started, 1),
-            "device": device}
+    return {"model": model_id, "norm": norm, "n": n, "eps": eps,
+            "robbench_worst": round(100.0 * float(ours.float().mean()), 2),
+            "library_worst": round(100.0 * float(library_robust.float().mean()), 2),
+            "missed": len(missed), "missed_samples": missed, "library": per_attack,
+            "library_missed_samples": per_attack_missed,
+            "library_broken_samples": (~library_robust).nonzero().squeeze(1).tolist(),
+            "seconds": round(time.perf_counter() - started, 1), "device": device}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--models", default=None, help="comma-separated (default: worst case >= 40%%)")
+    parser.add_argument("--norm", default="Linf", choices=sorted(LIBRARY_ATTACKS))
+    parser.add_argument("--models", default=None,
+                        help="comma-separated (default: worst case >= 40%% L∞, >= 10%% L2)")
     parser.add_argument("--n-examples", type=int, default=None, help="default: the row's n")
-    parser.add_argument("--attacks", default=",".join(LIBRARY_ATTACKS))
+    parser.add_argument("--attacks", default=None, help="default: the norm's library attacks")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--runs-dir", default=RUNS_DIR)
     parser.add_argument("--leaderboards", default=LEADERBOARD_DIR)
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
-    args = parser.parse_args()
-    models = args.models.split(",") if args.models else robust_models(args.dataset, Path(args.leaderboards))
+    parser.add_argument("--out", default=None,
+                        help="merge the results into this JSON file (default: results-oracle-<dataset>-<norm>.json)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    models = (args.models.split(",") if args.models
+              else robust_models(args.dataset, Path(args.leaderboards), args.norm))
+    attacks = tuple(args.attacks.split(",")) if args.attacks else LIBRARY_ATTACKS[args.norm]
+    out = None if args.no_write else Path(args.out) if args.out else results_path(args.dataset, args.norm)
     results = []
     for model_id in models:
-        results.append(oracle(model_id, args.n_examples, tuple(args.attacks.split(",")), args.device,
-                              args.data_root, Path(args.runs_dir), Path(args.leaderboards)))
+        results.append(oracle(model_id, args.n_examples, attacks, args.device, args.data_root,
+                              Path(args.runs_dir), Path(args.leaderboards), args.norm))
         print(json.dumps(results[-1]), flush=True)
-        if args.out:
-            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        if out is not None:
+            write_rows(out, results[-1:], merge=True)
     bad = [r["model"] for r in results if r["missed"]]
     print(f"missed by robbench: {', '.join(bad) if bad else 'none'}")
     raise SystemExit(1 if bad else 0)
