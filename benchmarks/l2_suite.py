@@ -21,6 +21,15 @@ seconds_ratio     new seconds / the committed cw + ddn seconds for those n sampl
                   results still come from the committed run
 missed            samples the committed cw or ddn break within ε (success True) that
                   l2-suite leaves robust: must be 0
+missed_full       samples the full reference breaks that l2-suite together with the
+                  committed square-l2 leaves robust: must be 0. The full reference is
+                  the union of sources of different kinds (`full_reference`): cw, ddn
+                  (minimum-norm, gradient), square-l2 (gradient-free) and, where
+                  benchmarks.oracle covered the same samples, its libraries
+                  (results-oracle-mnist-t10k-L2.json). missed_full_suite_alone counts
+                  those the suite alone leaves robust: the gradient attacks' blind spot
+cost_ratio_with_square
+                  (suite + square-l2 passes) / (cw + ddn + square-l2 passes)
 worst_case_acc    % of the n samples l2-suite leaves robust (clean misclassification
                   counts as broken); reference_worst_case_acc: likewise for cw + ddn
 
@@ -31,6 +40,11 @@ rerun_n (samples re-run), rerun_disagrees (of those, the samples whose cw + ddn
 outcome differs between the re-run and the committed records) and
 rerun_breaks_left_robust (those the re-run breaks within ε and l2-suite leaves robust).
 With --models, those models' rows replace theirs in the file and the others stay.
+`--seed 1` re-draws the suite's randomness; `--first 500 --n-examples 500` judges it
+on test points 500-999, which its stage radii were not set on (the store given with
+--runs-dir must hold cw, ddn and square-l2 there: copy the committed run directory
+and resume it with `robbench eval --n-examples 1000 --runs-dir DIR`). Write those to
+another --out.
 """
 
 from __future__ import annotations
@@ -56,7 +70,9 @@ from robbench.results import RunStore, run_dir
 
 DATASET = "mnist-t10k"
 REFERENCE = ("cw", "ddn")
+GRADIENT_FREE = "square-l2"
 DEFAULT_OUT = Path("benchmarks/results-l2-suite.json")
+ORACLE_FILE = Path(__file__).parent / f"results-oracle-{DATASET}-L2.json"
 
 
 def zoo_models(dataset: str) -> list[str]:
@@ -125,9 +141,24 @@ def reference_records(store: RunStore, model_id: str, n: int | None = None
     return records, frames
 
 
+def oracle_breaks(model_id: str, n: int, first: int, oracle_file: Path | None) -> np.ndarray | None:
+    """Per sample: the independent libraries of benchmarks.oracle broke it within ε (its
+    file for this model, when it covers exactly these samples); None where it does not."""
+    if oracle_file is None or not oracle_file.exists() or first != 0:
+        return None
+    row = next((r for r in json.loads(oracle_file.read_text()) if r["model"] == model_id), None)
+    if row is None or row["n"] != n or "library_broken_samples" not in row:
+        return None
+    broken = np.zeros(n, dtype=bool)
+    broken[row["library_broken_samples"]] = True
+    return broken
+
+
 def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str, batch_size: int,
-            data_root: str | None, runs: Path, timing_runs: Path | None = None) -> dict[str, Any]:
-    """One model's row (see the module docstring)."""
+            data_root: str | None, runs: Path, timing_runs: Path | None = None, *,
+            seed: int = DEFAULT_SEED, first: int = 0, oracle_file: Path | None = None) -> dict[str, Any]:
+    """One model's row (see the module docstring): l2-suite run with `seed` on samples
+    first..first+n-1, judged against the records of the store `runs` on those samples."""
     entry = MODELS.get(model_id)
     eps = THREAT_DEFAULTS[entry.dataset].eps("L2")
     loaded = load_model(model_id, device=device)
@@ -136,23 +167,30 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
     committed = reference_records(store, model_id)
     if committed is None:
         raise SystemExit(f"{model_id}: no committed cw or ddn record under {store.root}")
-    n_ref = min(len(f) for f in committed[1].values())
+    n_ref = min(len(f) for f in committed[1].values()) - first
     n = n_ref if n_examples is None else min(n_examples, n_ref)
-    records, frames = reference_records(store, model_id, n)
-    rows = {a: f.loc[range(n)] for a, f in frames.items()}
-    clean = store.load_clean().set_index("index").loc[range(n)]
+    if n <= 0:
+        raise SystemExit(f"{model_id}: the records under {store.root} end before sample {first}")
+    ids = range(first, first + n)
+    records, frames = reference_records(store, model_id, first + n)
+    rows = {a: f.loc[ids] for a, f in frames.items()}
+    square = store.load_attack(GRADIENT_FREE)
+    square_rows = square[0].set_index("index").reindex(ids) if square is not None else None
+    if square_rows is not None and square_rows["success"].isna().any():
+        square_rows = None  # the record does not cover these samples
+    clean = store.load_clean().set_index("index").loc[ids]
 
     test = load_split(entry.dataset, "test", data_root)
-    x, y = test.x[:n], test.y[:n]
+    x, y = test.x[first:first + n], test.y[first:first + n]
     if not torch.equal(y, torch.tensor(clean["label"].to_numpy())):
         raise SystemExit(f"{model_id}: test labels differ from the run's clean record")
     started = time.perf_counter()
-    results = [attack.run_detailed(model, xb.to(device), yb.to(device), eps=eps, sample_ids=ids,
-                                   seed=DEFAULT_SEED)
-               for ids, xb, yb in batches(x, y, batch_size)]
+    results = [attack.run_detailed(model, xb.to(device), yb.to(device), eps=eps, sample_ids=sids,
+                                   seed=seed)
+               for sids, xb, yb in batches(x, y, batch_size, first)]
     seconds = time.perf_counter() - started
     success = torch.cat([r.success for r, _ in results]).numpy()
-    passes = int(sum(int((r.n_forward + r.n_backward).sum()) for r, _ in results))
+    suite_passes = int(sum(int((r.n_forward + r.n_backward).sum()) for r, _ in results))
     stage = torch.cat([d.stage for _, d in results])
     names = results[0][1].stages if results else ()
     broke = {name: int((stage == i).sum()) for i, name in enumerate(names)}
@@ -172,24 +210,49 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
                   **rerun_outcomes(model_id, records, rerun, ref_success, success)}
         ref_seconds, ref_device = priced(rows, *rerun), records_device(rerun[0])
     missed = np.flatnonzero(ref_success & ~success)
+
+    # The full reference: every kind of source on record for these samples.
+    full = ref_success.copy()
+    sources = list(REFERENCE)
+    square_success = np.zeros(n, dtype=bool)
+    if square_rows is not None:
+        square_success = square_rows["success"].to_numpy(dtype=bool)
+        full |= square_success
+        sources.append(GRADIENT_FREE)
+    library = oracle_breaks(model_id, n, first, oracle_file)
+    if library is not None:
+        full |= library
+        sources.append("oracle")
+    with_square = success | square_success
+    square_passes = passes(square_rows) if square_rows is not None else 0
+    missed_full = np.flatnonzero(full & ~with_square)
     return {
-        "model": model_id, "n": n,
-        "cost_ratio": round(passes / ref_passes, 4) if ref_passes else None,
+        "model": model_id, "n": n, "first": first, "seed": seed,
+        "cost_ratio": round(suite_passes / ref_passes, 4) if ref_passes else None,
         "seconds_ratio": round(seconds / ref_seconds, 4) if ref_seconds else None,
         "missed": int(len(missed)),
         "worst_case_acc": round(100.0 * float((~success).mean()), 2),
         "reference_worst_case_acc": round(100.0 * float((~ref_success).mean()), 2),
+        "full_reference": sources,
+        "full_reference_worst_case_acc": round(100.0 * float((~full).mean()), 2),
+        "missed_full_suite_alone": int((full & ~success).sum()),
+        "missed_full": int(len(missed_full)),
+        "missed_full_indices": [first + int(i) for i in missed_full],
+        "worst_case_acc_with_square": round(100.0 * float((~with_square).mean()), 2),
+        "cost_ratio_with_square": (round((suite_passes + square_passes) / (ref_passes + square_passes), 4)
+                                   if square_rows is not None and ref_passes else None),
         "eps": eps, "seconds": round(seconds, 1), "reference_seconds": round(ref_seconds, 1),
         "device": device_name(device), "reference_device": ref_device,
-        "broke_by_stage": broke, "missed_indices": missed.tolist(),
+        "broke_by_stage": broke, "missed_indices": [first + int(i) for i in missed],
         "attack_params": attack.params(), **timing,
     }
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, size: int):
+def batches(x: torch.Tensor, y: torch.Tensor, size: int, first: int = 0):
+    """(sample ids, x, y) per batch; ids count from `first`, the test index of x[0]."""
     for start in range(0, len(y), size):
         rows = slice(start, start + size)
-        yield torch.arange(len(y))[rows], x[rows], y[rows]
+        yield first + torch.arange(len(y))[rows], x[rows], y[rows]
 
 
 def device_name(device: str) -> str:
@@ -197,7 +260,7 @@ def device_name(device: str) -> str:
     return f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help=f"comma-separated (default: every {DATASET} zoo model)")
     parser.add_argument("--n-examples", type=int, default=None, help="default: the committed run's n")
@@ -208,9 +271,16 @@ def main() -> None:
     parser.add_argument("--timing-runs", default=None,
                         help="a results store holding re-runs of cw + ddn made on this machine: "
                              "reference seconds from there, for the models it holds")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="the suite's seed (the "
+                        "reference records are the store's, seed 0)")
+    parser.add_argument("--first", type=int, default=0,
+                        help="first test index: 500 judges the suite on points it was not tuned on "
+                             "(the store in --runs-dir must then hold cw, ddn, square-l2 there)")
+    parser.add_argument("--oracle-file", default=str(ORACLE_FILE),
+                        help="benchmarks.oracle's L2 results: their breaks join the full reference")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     for guarded in (RUNS_DIR, LEADERBOARD_DIR):
         if out.is_relative_to(Path(guarded).resolve()):
@@ -222,18 +292,21 @@ def main() -> None:
     for model_id in models:
         row = compare(model_id, attack, args.n_examples, args.device, args.batch_size,
                       args.data_root, Path(args.runs_dir),
-                      Path(args.timing_runs) if args.timing_runs else None)
+                      Path(args.timing_runs) if args.timing_runs else None, seed=args.seed,
+                      first=args.first, oracle_file=Path(args.oracle_file))
         results.append(row)
         print(f"{model_id}: n={row['n']} missed={row['missed']} cost_ratio={row['cost_ratio']} "
               f"seconds_ratio={row['seconds_ratio']} ({row['seconds']}s on {row['device']} vs "
               f"{row['reference_seconds']}s on {row['reference_device']}) worst_case_acc="
               f"{row['worst_case_acc']} reference={row['reference_worst_case_acc']} "
-              f"broke={row['broke_by_stage']}", file=sys.stderr, flush=True)
+              f"missed_full={row['missed_full']} (suite alone {row['missed_full_suite_alone']}; "
+              f"reference {'+'.join(row['full_reference'])}) broke={row['broke_by_stage']}", file=sys.stderr, flush=True)
         write_rows(out, results, merge=bool(args.models))
     if args.json:
         print(json.dumps(results, indent=2))
-    bad = [r["model"] for r in results if r["missed"]]
-    print(f"missed by l2-suite: {', '.join(bad) if bad else 'none'}", file=sys.stderr)
+    bad = [r["model"] for r in results if r["missed"] or r["missed_full"]]
+    print(f"missed by l2-suite (+ square-l2 against the full reference): "
+          f"{', '.join(bad) if bad else 'none'}", file=sys.stderr)
     raise SystemExit(1 if bad else 0)
 
 
