@@ -78,8 +78,9 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 @click.option("--runs-dir", type=click.Path(), default=None,
               help=f"Results store (default: {RUNS_DIR}; runs-external for a third-party model).")
 @click.option("--leaderboard", type=click.Path(), default=None,
-              help="Leaderboard CSV to update (default: leaderboards/<dataset>-<norm>.csv; "
-                   "leaderboards-external/... for a third-party model).")
+              help="Leaderboard CSV to update (default: leaderboards/<dataset>-<norm>.csv for "
+                   "runs/, leaderboards-external/... for a third-party model, "
+                   "DIR/leaderboards/... for any other --runs-dir DIR).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: shard each attack's samples over Ray tasks (pip install -e .[ray]).")
 @click.option("--shards", type=int, default=2, show_default=True, help="Ray tasks per attack.")
@@ -123,7 +124,10 @@ def eval_command(model_id, dataset, attacks, n_examples, eps, batch_size, seed, 
     for flag in summary.get("unreliable", []):
         if flag["check"] == "adaptive-fallback":
             click.echo(f"unreliable: {flag['reason']}")
-    if summary["leaderboard_n_examples"] > summary["n_examples"]:
+    if summary["leaderboard_kept"]:
+        click.echo(f"note: the leaderboard row of {summary['leaderboard_model']} was left as it "
+                   f"was: {summary['leaderboard_kept']}")
+    elif summary["leaderboard_n_examples"] > summary["n_examples"]:
         click.echo(f"note: the leaderboard row of {summary['leaderboard_model']} keeps the larger "
                    f"run on record (n={summary['leaderboard_n_examples']}); the numbers above are "
                    f"over the first {summary['n_examples']} samples only")

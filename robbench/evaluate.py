@@ -5,6 +5,7 @@ run loses nothing and the same command resumes it."""
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -171,12 +172,7 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         raise RobbenchError(f"--shards must be positive, got {req.shards}")
     device = resolve_device(req.device)
 
-    # third-party runs stay out of the committed store and leaderboards unless asked
-    runs_dir = Path(req.runs_dir) if req.runs_dir is not None else Path(
-        EXTERNAL_RUNS_DIR if external else RUNS_DIR)
-    lb_path = Path(req.leaderboard) if req.leaderboard else default_path(
-        Path(EXTERNAL_LEADERBOARD_DIR if external else LEADERBOARD_DIR), dataset, norm, eps,
-        protocol_eps)
+    runs_dir, lb_path = output_paths(req, external, dataset, norm, eps, protocol_eps)
     check_paths(runs_dir, lb_path)
 
     source = resolve_model(req, device)
@@ -219,9 +215,10 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
                     "checkpoint_source": source.checkpoint_source, "notes": list(source.notes),
                     "versions": versions(device), "run_dir": str(store.root),
                     "seconds": round(time.perf_counter() - started, 2)})
-    row = upsert_row(lb_path, lambda: run_row(store))
-    summary.update({"leaderboard": str(lb_path), "leaderboard_model": row["model"],
-                    "leaderboard_n_examples": int(row["n_examples"])})
+    upsert = upsert_row(lb_path, lambda: run_row(store))
+    summary.update({"leaderboard": str(lb_path), "leaderboard_model": upsert.row["model"],
+                    "leaderboard_n_examples": int(upsert.row["n_examples"]),
+                    "leaderboard_kept": upsert.kept_because})
     return summary
 
 
@@ -239,6 +236,30 @@ def check_decision_rule(model: torch.nn.Module, x: torch.Tensor, pred: torch.Ten
         raise RobbenchError(f"the model's logits disagree with its decision_rule on {differ} of "
                             f"{len(x)} clean test images; its argmax must equal the decision "
                             f"rule, ties included, or the attacks measure another classifier")
+
+
+def output_paths(req: EvalRequest, external: bool, dataset: str, norm: str, eps: float,
+                 protocol_eps: float) -> tuple[Path, Path]:
+    """(runs dir, leaderboard CSV). A leaderboard is built from one store, so without
+    --leaderboard the CSV is the one of the runs dir in use: the committed leaderboards/
+    only for the committed runs/, `DIR/leaderboards/` for any other --runs-dir (a scratch
+    eval must never rewrite a published row). Third-party runs stay out of the committed
+    store and leaderboards unless asked."""
+    runs_dir = Path(req.runs_dir) if req.runs_dir is not None else Path(
+        EXTERNAL_RUNS_DIR if external else RUNS_DIR)
+    if req.leaderboard is not None:
+        return runs_dir, Path(req.leaderboard)
+    home = [EXTERNAL_RUNS_DIR, RUNS_DIR] if external else [RUNS_DIR]
+    if any(_same_dir(runs_dir, Path(d)) for d in home):
+        root = Path(EXTERNAL_LEADERBOARD_DIR if external else LEADERBOARD_DIR)
+    else:
+        root = runs_dir / LEADERBOARD_DIR
+    return runs_dir, default_path(root, dataset, norm, eps, protocol_eps)
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    return Path(os.path.abspath(a)) == Path(os.path.abspath(b)) or (
+        a.exists() and b.exists() and a.resolve() == b.resolve())
 
 
 def check_paths(runs_dir: Path, leaderboard: Path) -> None:
