@@ -5,6 +5,7 @@ run loses nothing and the same command resumes it."""
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import platform
 import time
@@ -79,6 +80,7 @@ def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
     zoo_id = getattr(req.module, "robbench_id", None)
     if zoo_id is not None:  # a robbench.load_model model whose weights were changed
         entry = MODELS.get(zoo_id)
+        external.check_tensors(req.module, zoo_id)
         model = req.module.eval().to(device)
         return ModelSource(zoo_id, model, entry.dataset, entry.defense, entry.architecture,
                            entry.reference, external.state_dict_sha256(model), "state_dict", False)
@@ -138,8 +140,53 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+
+
+def validate_request(req: EvalRequest) -> None:
+    """Every argument's type, before anything is loaded or written (ranges are checked
+    next, still before any file is created). The Python API passes values no
+    command-line parser has checked, and a value that only fails later (seed="x",
+    eps=True) would name a run directory before failing. Numbers become plain int and
+    float."""
+    if not _is_str_list(req.attacks):
+        raise RobbenchError(f"attacks must be a list of attack ids, got {req.attacks!r}")
+    if not _is_str_list(req.recompute):
+        raise RobbenchError(f"recompute must be a list of attack ids, got {req.recompute!r}")
+    if req.eps is not None and (not isinstance(req.eps, numbers.Real) or isinstance(req.eps, bool)):
+        raise RobbenchError(f"eps must be a number, got {req.eps!r}")
+    for name, value, optional in (("n_examples", req.n_examples, True),
+                                  ("batch_size", req.batch_size, False),
+                                  ("seed", req.seed, False), ("shards", req.shards, False)):
+        if not (_is_int(value) or (optional and value is None)):
+            raise RobbenchError(f"{name} must be an integer, got {value!r}")
+    for name, value in (("device", req.device), ("backend", req.backend)):
+        if not isinstance(value, str):
+            raise RobbenchError(f"{name} must be a string, got {value!r}")
+    for name, value in (("model", req.model_id), ("checkpoint", req.checkpoint),
+                        ("data_root", req.data_root), ("dataset", req.dataset),
+                        ("address", req.address)):
+        if value is not None and not isinstance(value, str):
+            raise RobbenchError(f"{name} must be a string, got {value!r}")
+    for name, value in (("runs_dir", req.runs_dir), ("leaderboard", req.leaderboard)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise RobbenchError(f"{name} must be a path, got {value!r}")
+    if req.dataset is not None:
+        DATASETS.get(req.dataset)  # an unknown id is an error naming the known ones
+    # numpy scalars pass the checks above; records hold plain JSON numbers
+    req.eps = None if req.eps is None else float(req.eps)
+    req.n_examples = None if req.n_examples is None else int(req.n_examples)
+    req.batch_size, req.seed, req.shards = int(req.batch_size), int(req.seed), int(req.shards)
+
+
 def evaluate(req: EvalRequest) -> dict[str, Any]:
     started = time.perf_counter()
+    validate_request(req)
     attacks, norm = resolve_attacks(req.attacks)
     if req.cascade:
         attacks = [cascade_of(req.attacks)]

@@ -71,6 +71,15 @@ def state_dict_sha256(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def check_tensors(module: nn.Module, what: str) -> None:
+    """Weights that cannot give an honest evaluation are refused before anything is
+    written: a tensor on the meta device has no values at all."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_meta:
+            raise RobbenchError(f"{what}: {name} is on the meta device and holds no values; "
+                                f"materialise the module (to_empty() and load its weights) first")
+
+
 def import_factory(spec: str) -> tuple[str, Any]:
     """(module name for the id, the factory) from `PKG.MODULE:FACTORY` or `FILE.py:FACTORY`."""
     target, _, factory_name = spec.rpartition(":")
@@ -186,6 +195,7 @@ def wrap_module(module: Any, dataset: str, model_id: str, architecture: str,
     sha, source = None, "state_dict"
     if checkpoint is not None:
         sha, source = _load_weights(module, Path(checkpoint), architecture), "file"
+    check_tensors(module, architecture)
     module.eval().to(device)
     probe = torch.full((2, *spec.input_shape), 0.5, device=device)
     try:

@@ -8,8 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from torch import nn
 
+import robbench
 from robbench.cli import run
+from robbench.errors import RobbenchError
 from robbench.leaderboard import upsert_row
 
 EVAL = ["eval", "--model", "nominal-digits", "--attacks", "fgsm"]
@@ -61,3 +64,36 @@ def test_an_upsert_replaces_a_row_with_one_covering_its_samples_and_attacks(tmp_
     done = upsert_row(board, lambda: board_row(12, fgsm=65.0, pgd20=60.0))
     assert done.kept_because is None
     assert "65.0" in board.read_text() and "70.0" not in board.read_text()
+
+
+# --- 3. a refused API call leaves nothing in the store ----------------------------------------
+@pytest.mark.parametrize("bad", [{"seed": "x"}, {"eps": True}, {"n_examples": True}])
+def test_a_refused_api_argument_leaves_no_run_directory(workdir, bad):
+    with pytest.raises(RobbenchError):
+        robbench.evaluate("nominal-digits", **{"attacks": ["fgsm"], "n_examples": 3, **bad})
+    assert list(workdir.iterdir()) == []
+
+
+# --- 8. Python API type errors are RobbenchError ---------------------------------------------
+@pytest.mark.parametrize("bad, message", [
+    ({"eps": "0.1"}, "eps must be a number"),
+    ({"n_examples": 5.5}, "n_examples must be an integer"),
+    ({"attacks": None}, "attacks must be a list of attack ids"),
+    ({"runs_dir": 3}, "runs_dir must be a path"),
+])
+def test_an_api_argument_of_the_wrong_type_is_a_robbench_error(workdir, bad, message):
+    with pytest.raises(RobbenchError, match=message):
+        robbench.evaluate("nominal-digits", **{"attacks": ["fgsm"], "n_examples": 3, **bad})
+    assert list(workdir.iterdir()) == []
+
+
+def test_load_model_without_a_model_id_is_a_robbench_error():
+    with pytest.raises(RobbenchError, match="takes a zoo model id"):
+        robbench.load_model(None)
+
+
+def test_a_module_on_the_meta_device_is_a_robbench_error(workdir):
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10, device="meta"))
+    with pytest.raises(RobbenchError, match="1.weight is on the meta device"):
+        robbench.evaluate(net, dataset="digits", attacks=["fgsm"], n_examples=3)
+    assert list(workdir.iterdir()) == []
