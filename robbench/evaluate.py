@@ -99,6 +99,7 @@ def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
         raise RobbenchError(f"--dataset {req.dataset}: model {req.model_id!r} is a "
                             f"{entry.dataset} model")
     loaded = load_model(req.model_id, req.checkpoint, device)
+    external.check_tensors(loaded.model, req.model_id)
     return ModelSource(req.model_id, loaded.model, entry.dataset, entry.defense,
                        entry.architecture, entry.reference, loaded.sha256,
                        "zoo" if loaded.sha256 == entry.checkpoint_sha256 else "file", False)
@@ -231,6 +232,11 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     x_all, y_all = test.x[:n], test.y[:n]
     index = torch.arange(n)
 
+    # everything that can refuse the model runs before the run directory is created
+    pred = clean_predictions(model, x_all, req.batch_size, device)
+    if source.external:
+        check_decision_rule(model, x_all, pred, req.batch_size, device)
+
     store = RunStore(run_dir(runs_dir, source.model_id, source.sha256, norm, eps, req.seed))
     store.open({
         "model": source.model_id, "dataset": dataset, "defense": source.defense,
@@ -240,9 +246,6 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     }, versions())
     validate_run(store)  # a damaged record fails here, before any attack runs
 
-    pred = clean_predictions(model, x_all, req.batch_size, device)
-    if source.external:
-        check_decision_rule(model, x_all, pred, req.batch_size, device)
     store.save_clean(index, y_all, pred)
     correct = pred == y_all
 
@@ -341,8 +344,16 @@ def versions(device: torch.device | None = None) -> dict[str, str]:
 @torch.inference_mode()
 def clean_predictions(model: torch.nn.Module, x: torch.Tensor, batch_size: int,
                       device: torch.device) -> torch.Tensor:
-    preds = [model(x[i:i + batch_size].to(device)).argmax(dim=1).cpu()
-             for i in range(0, len(x), batch_size)]
+    """Argmax of the logits. Non-finite logits are refused: their argmax is arbitrary,
+    their gradients are NaN, and no record or diagnostic can hold them."""
+    preds = []
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i:i + batch_size].to(device))
+        bad = (~torch.isfinite(logits)).any(dim=1).nonzero()
+        if len(bad):
+            raise RobbenchError(f"the model returned NaN or infinite logits on clean test image "
+                                f"{i + int(bad[0])}; it cannot be evaluated")
+        preds.append(logits.argmax(dim=1).cpu())
     return torch.cat(preds)
 
 

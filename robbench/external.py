@@ -73,11 +73,15 @@ def state_dict_sha256(module: nn.Module) -> str:
 
 def check_tensors(module: nn.Module, what: str) -> None:
     """Weights that cannot give an honest evaluation are refused before anything is
-    written: a tensor on the meta device has no values at all."""
+    written: a tensor on the meta device has no values at all, and NaN or infinite
+    weights give non-finite logits, which no attack or record can score."""
     for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
         if tensor.is_meta:
             raise RobbenchError(f"{what}: {name} is on the meta device and holds no values; "
                                 f"materialise the module (to_empty() and load its weights) first")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
+            raise RobbenchError(f"{what}: {name} holds NaN or infinite values; a model with "
+                                f"non-finite weights cannot be evaluated")
 
 
 def import_factory(spec: str) -> tuple[str, Any]:

@@ -168,10 +168,19 @@ def map_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.Tens
     return mapped
 
 
+def nonfinite_keys(state: dict[str, torch.Tensor]) -> list[str]:
+    """Floating-point tensors holding NaN or infinite values: such a checkpoint gives
+    non-finite logits, which robbench eval refuses."""
+    return sorted(k for k, v in state.items()
+                  if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+
+
 def import_checkpoint(model_id: str, source: str | Path, out: str | Path,
-                      key_map_path: str | Path | None = None) -> ImportReport:
+                      key_map_path: str | Path | None = None,
+                      allow_nonfinite: bool = False) -> ImportReport:
     """Maps `source` onto the zoo model `model_id`, loads it strictly into a fresh model
-    (so the result is known to load), and writes `out` with provenance."""
+    (so the result is known to load), and writes `out` with provenance. NaN or infinite
+    weights are refused unless `allow_nonfinite` (and then recorded)."""
     from model_zoo.zoo import MODELS, build_model, checkpoint_meta
     from robbench.checkpoints import save_checkpoint, sha256_file
     from robbench.paths import check_output_file
@@ -186,6 +195,11 @@ def import_checkpoint(model_id: str, source: str | Path, out: str | Path,
     report = ImportReport(model=model_id, out=str(out), sha256="", source_sha256=sha256_file(source),
                           mapped=0)
     state = map_state_dict(tensors, target, key_map, report)
+    nonfinite = nonfinite_keys(state)
+    if nonfinite and not allow_nonfinite:
+        raise RobbenchError(f"--from {source}: {len(nonfinite)} tensor(s) hold NaN or infinite "
+                            f"values, e.g. {', '.join(nonfinite[:4])}; such a checkpoint cannot "
+                            f"be evaluated (pass --allow-nonfinite to import it anyway)")
     model.load_state_dict(state, strict=True)
     report.mapped = len(state) - len(report.filled)
     meta = checkpoint_meta(entry, model)
@@ -198,6 +212,7 @@ def import_checkpoint(model_id: str, source: str | Path, out: str | Path,
         "versions": {"robbench": robbench.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "unmatched": report.unmatched, "filled": report.filled, "converted": report.converted,
+        "nonfinite": nonfinite,
     }
     report.sha256 = save_checkpoint(model.state_dict(), meta, out)
     return report

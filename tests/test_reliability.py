@@ -8,12 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from torch import nn
 
 import robbench
+from model_zoo.zoo import load_model
 from robbench.cli import run
 from robbench.errors import RobbenchError
 from robbench.leaderboard import upsert_row
+from tests.test_cli_errors import one_error_line
 
 EVAL = ["eval", "--model", "nominal-digits", "--attacks", "fgsm"]
 
@@ -96,4 +99,50 @@ def test_a_module_on_the_meta_device_is_a_robbench_error(workdir):
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10, device="meta"))
     with pytest.raises(RobbenchError, match="1.weight is on the meta device"):
         robbench.evaluate(net, dataset="digits", attacks=["fgsm"], n_examples=3)
+    assert list(workdir.iterdir()) == []
+
+
+# --- 4. non-finite weights or logits are one error line before anything is written -----------
+def nan_weights(tmp_path: Path) -> Path:
+    """nominal-digits' state dict, one weight NaN, as a reference .pth."""
+    state = {k: v.clone() for k, v in load_model("nominal-digits").model.state_dict().items()}
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first].view(-1)[0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    return tmp_path / "nan.pth"
+
+
+def test_import_checkpoint_refuses_nan_weights(tmp_path, capsys):
+    out = tmp_path / "nan.safetensors"
+    line = one_error_line(capsys, ["import-checkpoint", "--model", "nominal-digits", "--from",
+                                   str(nan_weights(tmp_path)), "--out", str(out)])
+    assert "hold NaN or infinite values" in line and "--allow-nonfinite" in line
+    assert not out.exists()
+
+
+def test_eval_refuses_a_checkpoint_with_nan_weights_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "nan.safetensors"
+    assert run(["import-checkpoint", "--model", "nominal-digits", "--from",
+                str(nan_weights(tmp_path)), "--out", str(out), "--allow-nonfinite"]) == 0
+    capsys.readouterr()
+    line = one_error_line(capsys, [*EVAL, "--n-examples", "3", "--checkpoint", str(out),
+                                   "--runs-dir", str(tmp_path / "runs")])
+    assert "holds NaN or infinite values" in line
+    assert not (tmp_path / "runs").exists()
+
+
+class InfiniteLogits(nn.Module):
+    """Finite weights, infinite logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x.flatten(1)) + float("inf")
+
+
+def test_eval_refuses_a_model_with_infinite_logits_and_writes_nothing(workdir):
+    with pytest.raises(RobbenchError, match="NaN or infinite logits on clean test image 0"):
+        robbench.evaluate(InfiniteLogits(), dataset="digits", attacks=["fgsm"], n_examples=3)
     assert list(workdir.iterdir()) == []
