@@ -107,7 +107,35 @@ def read_key_map(path: str | Path | None) -> dict[str, Any]:
         raise RobbenchError(f"--key-map {path}: expected a JSON object with fields "
                             f"{', '.join(sorted(KEY_MAP_FIELDS))}"
                             f"{'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+    for name, value in key_map.items():
+        valid, expected = KEY_MAP_SCHEMA[name]
+        if not valid(value):
+            raise RobbenchError(f"--key-map {path}: field {name!r} must be {expected}, got "
+                                f"{json.dumps(value)[:80]}")
     return key_map
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _is_numbers(value: Any) -> bool:
+    """A number or a (nested) list of numbers: what torch.tensor makes a constant of."""
+    if isinstance(value, list):
+        return all(map(_is_numbers, value))
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# every key map field's type (checked before any key is mapped) and how to describe it
+KEY_MAP_SCHEMA: dict[str, tuple[Any, str]] = {
+    "select": (lambda v: isinstance(v, str), "a string (the entry holding the weights)"),
+    "strip_prefixes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                       "a list of strings"),
+    "prefix_rules": (_is_str_map, "an object mapping old prefixes to new ones"),
+    "rename": (_is_str_map, "an object mapping old keys to new ones"),
+    "fill": (lambda v: isinstance(v, dict) and all(map(_is_numbers, v.values())),
+             "an object mapping keys to numbers or nested lists of numbers"),
+}
 
 
 def map_key(key: str, key_map: dict[str, Any]) -> str:
@@ -142,7 +170,11 @@ def map_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.Tens
             raise RobbenchError(f"key map fill: {key!r} is not a parameter or buffer of the model")
         if key in mapped:
             raise RobbenchError(f"key map fill: {key!r} is already given by the source file")
-        mapped[key] = torch.tensor(value, dtype=target[key].dtype)
+        try:
+            mapped[key] = torch.tensor(value, dtype=target[key].dtype)
+        except (TypeError, ValueError, RuntimeError) as exc:  # e.g. ragged nested lists
+            raise RobbenchError(f"key map fill: {key!r} is not a tensor constant "
+                                f"({' '.join(str(exc).split())[:120]})") from None
         report.filled.append(key)
     bad_shapes = [f"{k} ({origin.get(k, 'fill')}): {tuple(v.shape)} vs {tuple(target[k].shape)}"
                   for k, v in mapped.items() if v.shape != target[k].shape]

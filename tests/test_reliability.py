@@ -146,3 +146,24 @@ def test_eval_refuses_a_model_with_infinite_logits_and_writes_nothing(workdir):
     with pytest.raises(RobbenchError, match="NaN or infinite logits on clean test image 0"):
         robbench.evaluate(InfiniteLogits(), dataset="digits", attacks=["fgsm"], n_examples=3)
     assert list(workdir.iterdir()) == []
+
+
+# --- 6. key maps are checked against their schema ----------------------------------------------
+@pytest.mark.parametrize("key_map, message", [
+    ({"prefix_rules": ["a"]}, "field 'prefix_rules' must be an object mapping old prefixes"),
+    ({"fill": "abc"}, "field 'fill' must be an object mapping keys to numbers"),
+    ({"strip_prefixes": "module."}, "field 'strip_prefixes' must be a list of strings"),
+    ({"rename": [1, 2]}, "field 'rename' must be an object mapping old keys"),
+    ({"select": 3}, "field 'select' must be a string"),
+    ({"fill": {"body.normalize.mean": [[1], [1, 2]]}}, "is not a tensor constant"),
+])
+def test_a_key_map_field_of_the_wrong_type_is_one_error_line(tmp_path, capsys, key_map, message):
+    state = load_model("nominal-digits").model.state_dict()
+    del state["body.normalize.mean"]  # for fill to give
+    torch.save(state, tmp_path / "ref.pth")
+    (tmp_path / "map.json").write_text(json.dumps(key_map))
+    out = tmp_path / "out.safetensors"
+    line = one_error_line(capsys, ["import-checkpoint", "--model", "nominal-digits", "--from",
+                                   str(tmp_path / "ref.pth"), "--key-map", str(tmp_path / "map.json"),
+                                   "--out", str(out)])
+    assert message in line and not out.exists()
