@@ -181,12 +181,16 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--allow-nonfinite", is_flag=True,
               help="Import tensors holding NaN or infinite values (refused by default; such a "
                    "checkpoint cannot be evaluated).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing --out file (never a zoo checkpoint).")
 @click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
-def import_checkpoint_command(model_id, source, key_map, out, allow_nonfinite, as_json) -> None:
+def import_checkpoint_command(model_id, source, key_map, out, allow_nonfinite, force,
+                              as_json) -> None:
     """Convert a reference implementation's state dict into a robbench checkpoint."""
     from robbench.import_checkpoint import import_checkpoint
 
-    report = import_checkpoint(model_id, source, out, key_map, allow_nonfinite=allow_nonfinite)
+    report = import_checkpoint(model_id, source, out, key_map, allow_nonfinite=allow_nonfinite,
+                               force=force)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return

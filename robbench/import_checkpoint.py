@@ -31,6 +31,7 @@ import json
 import pickle
 import platform
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ def read_state_dict(path: Path, select: str | None) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise RobbenchError(f"--from {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notes would precede our one line
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f" ({found.group(1)})" if found else ""
@@ -207,18 +210,34 @@ def nonfinite_keys(state: dict[str, torch.Tensor]) -> list[str]:
                   if v.is_floating_point() and not bool(torch.isfinite(v).all()))
 
 
+def check_out(out: Path, force: bool) -> None:
+    """The output is never a zoo checkpoint (the manifest pins its sha256, so replacing
+    it breaks every eval of that model), and never an existing file unless `force`."""
+    from model_zoo.zoo import MODELS
+
+    target = out.resolve()
+    for model_id, entry in MODELS.items():
+        if entry.checkpoint_path is not None and entry.checkpoint_path.resolve() == target:
+            raise RobbenchError(f"--out {out} is the zoo's checkpoint of {model_id} (the manifest "
+                                f"pins its sha256); write the import elsewhere")
+    if out.exists() and not force:
+        raise RobbenchError(f"--out {out} exists; pass --force to replace it")
+
+
 def import_checkpoint(model_id: str, source: str | Path, out: str | Path,
                       key_map_path: str | Path | None = None,
-                      allow_nonfinite: bool = False) -> ImportReport:
+                      allow_nonfinite: bool = False, force: bool = False) -> ImportReport:
     """Maps `source` onto the zoo model `model_id`, loads it strictly into a fresh model
     (so the result is known to load), and writes `out` with provenance. NaN or infinite
-    weights are refused unless `allow_nonfinite` (and then recorded)."""
+    weights are refused unless `allow_nonfinite` (and then recorded); an existing `out`
+    unless `force` (a zoo checkpoint always)."""
     from model_zoo.zoo import MODELS, build_model, checkpoint_meta
     from robbench.checkpoints import save_checkpoint, sha256_file
     from robbench.paths import check_output_file
 
     entry = MODELS.get(model_id)
     check_output_file(out, "--out")
+    check_out(Path(out), force)
     key_map = read_key_map(key_map_path)
     source = Path(source)
     tensors = read_state_dict(source, key_map.get("select"))

@@ -5,6 +5,10 @@ trying to break robbench."""
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +16,11 @@ import torch
 from torch import nn
 
 import robbench
-from model_zoo.zoo import load_model
+from model_zoo.zoo import MODELS, load_model
 from robbench.cli import run
 from robbench.errors import RobbenchError
 from robbench.leaderboard import upsert_row
+from tests.conftest import REPO_ROOT
 from tests.test_cli_errors import one_error_line
 
 EVAL = ["eval", "--model", "nominal-digits", "--attacks", "fgsm"]
@@ -167,3 +172,48 @@ def test_a_key_map_field_of_the_wrong_type_is_one_error_line(tmp_path, capsys, k
                                    str(tmp_path / "ref.pth"), "--key-map", str(tmp_path / "map.json"),
                                    "--out", str(out)])
     assert message in line and not out.exists()
+
+
+# --- 9. import-checkpoint never replaces a zoo checkpoint, nor any file without --force --------
+def test_import_checkpoint_never_replaces_a_zoo_checkpoint(tmp_path, capsys):
+    zoo = MODELS.get("nominal-digits").checkpoint_path
+    before = zoo.stat().st_mtime_ns
+    torch.save(load_model("nominal-digits").model.state_dict(), tmp_path / "ref.pth")
+    line = one_error_line(capsys, ["import-checkpoint", "--model", "nominal-digits", "--from",
+                                   str(tmp_path / "ref.pth"), "--out", str(zoo), "--force"])
+    assert "is the zoo's checkpoint of nominal-digits" in line
+    assert zoo.stat().st_mtime_ns == before
+
+
+def test_import_checkpoint_replaces_an_existing_file_only_with_force(tmp_path, capsys):
+    torch.save(load_model("nominal-digits").model.state_dict(), tmp_path / "ref.pth")
+    out = tmp_path / "out.safetensors"
+    out.write_bytes(b"mine")
+    argv = ["import-checkpoint", "--model", "nominal-digits", "--from", str(tmp_path / "ref.pth"),
+            "--out", str(out)]
+    assert "exists; pass --force to replace it" in one_error_line(capsys, argv)
+    assert out.read_bytes() == b"mine"
+    assert run([*argv, "--force"]) == 0 and out.read_bytes() != b"mine"
+
+
+# --- 10. a refused pickle payload prints the error line only -------------------------------------
+class Payload:
+    """Pickles as a call to os.system: unpickling it would create the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_refusing_a_raw_pickle_payload_prints_one_error_line_and_no_warning(tmp_path):
+    with open(tmp_path / "evil.pth", "wb") as f:
+        pickle.dump({"weight": Payload(tmp_path / "ran")}, f, protocol=4)
+    done = subprocess.run([sys.executable, "-m", "robbench", "import-checkpoint", "--model",
+                           "nominal-digits", "--from", "evil.pth", "--out", "o.safetensors"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 1 and done.stderr.startswith("error: --from evil.pth: refused")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pth"]
