@@ -128,7 +128,9 @@ def _one_line(exc: BaseException) -> str:
 class ExternalModel(DefenseModel):
     """Adapts a third-party module to the wrapper interface the attacks use. Without
     `features`, the "features" are the logits themselves (the identity head), so the
-    logit-space adaptive attacks run unchanged."""
+    logit-space adaptive attacks run unchanged. The module is given a copy of every
+    input: a forward that modifies its input in place would otherwise fail on the
+    attacks' leaf tensors (or silently change the test images)."""
 
     defense_id = "external"
 
@@ -155,22 +157,22 @@ class ExternalModel(DefenseModel):
         return getattr(self.body, "feature_dim", self.num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body.features(x) if self.has_features else self.body(x)
+        return self.body.features(x.clone()) if self.has_features else self.body(x.clone())
 
     def logits_from_features(self, f: torch.Tensor) -> torch.Tensor:
-        return self.body.logits_from_features(f) if self.has_features else f
+        return self.body.logits_from_features(f.clone()) if self.has_features else f
 
     def native_predict_from_features(self, f: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(f).argmax(dim=1)
 
     @torch.no_grad()
     def native_predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body.decision_rule(x) if self.has_rule else self(x).argmax(dim=1)
+        return self.body.decision_rule(x.clone()) if self.has_rule else self(x).argmax(dim=1)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.has_loss:
             raise RobbenchError("this third-party model defines no training_loss(x, y)")
-        return self.body.training_loss(x, y)
+        return self.body.training_loss(x.clone(), y.clone())
 
     def defense_params(self) -> dict[str, Any]:
         return {}

@@ -217,3 +217,26 @@ def test_refusing_a_raw_pickle_payload_prints_one_error_line_and_no_warning(tmp_
     assert done.returncode == 1 and done.stderr.startswith("error: --from evil.pth: refused")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pth"]
+
+
+# --- 7. a forward that modifies its input in place --------------------------------------------
+class ScalesItsInput(nn.Module):
+    """Normalises in place, as some reference code does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.mul_(2.0).sub_(1.0)
+        return self.lin(x.flatten(1))
+
+
+def test_a_forward_modifying_its_input_in_place_is_evaluated_on_a_copy(tmp_path):
+    from robbench.datasets import load_split
+
+    images = load_split("digits", "test").x[:4].clone()
+    result = robbench.evaluate(ScalesItsInput(), dataset="digits", attacks=["fgsm"], n_examples=4,
+                               runs_dir=tmp_path / "runs", leaderboard=tmp_path / "b.csv")
+    assert result.provenance["n_examples"] == 4
+    assert torch.equal(load_split("digits", "test").x[:4], images)  # the cached split is intact
