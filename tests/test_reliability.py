@@ -20,7 +20,12 @@ from model_zoo.zoo import MODELS, load_model
 from robbench.cli import run
 from robbench.errors import RobbenchError
 from robbench.leaderboard import upsert_row
+from robbench.leaderboard_build import build
+from robbench.records import read_csv_record, write_csv_record
+from robbench.results import ATTACK_SCHEMA, RunStore
+from robbench.verify import verify
 from tests.conftest import REPO_ROOT
+from tests.stores import new_run, write_attack, write_clean
 from tests.test_cli_errors import one_error_line
 
 EVAL = ["eval", "--model", "nominal-digits", "--attacks", "fgsm"]
@@ -240,3 +245,46 @@ def test_a_forward_modifying_its_input_in_place_is_evaluated_on_a_copy(tmp_path)
                                runs_dir=tmp_path / "runs", leaderboard=tmp_path / "b.csv")
     assert result.provenance["n_examples"] == 4
     assert torch.equal(load_split("digits", "test").x[:4], images)  # the cached split is intact
+
+
+# --- 5. records are checked for what they claim, not only for their hash ----------------------
+def rewrite_rows(store: RunStore, attack_id: str, index: int, success: bool, norm: float) -> None:
+    """Edits one row and re-hashes the record, as the README says a hand check works."""
+    path = store.attack_path(attack_id)
+    frame, meta = read_csv_record(path, ATTACK_SCHEMA)
+    frame.loc[frame["index"] == index, ["success", "norm"]] = [success, norm]
+    write_csv_record(path, ATTACK_SCHEMA, frame, meta)
+
+
+def fixed_budget_run(runs: Path) -> RunStore:
+    store = new_run(runs, "nominal-digits")
+    write_clean(store, [0, 1, 2], [0, 1, 2])
+    write_attack(store, "pgd20", [False, True, False], norm=[0.2, 0.1, 0.2])
+    return store
+
+
+def test_verify_refuses_a_rehashed_success_beyond_eps_naming_file_and_sample(tmp_path):
+    store = fixed_budget_run(tmp_path / "runs")
+    assert verify(tmp_path / "runs", None).problems == []
+    rewrite_rows(store, "pgd20", 2, True, 0.9)
+    assert verify(tmp_path / "runs", None).problems == [
+        f"{store.attack_path('pgd20')}: sample 2: a success with norm 0.9, beyond eps 0.2 "
+        f"(outside the threat model)"]
+
+
+def test_leaderboard_build_refuses_a_rehashed_success_beyond_eps(tmp_path):
+    store = fixed_budget_run(tmp_path / "runs")
+    rewrite_rows(store, "pgd20", 0, True, 0.9)
+    with pytest.raises(RobbenchError, match="pgd20.csv: sample 0: a success with norm 0.9"):
+        build(out=tmp_path / "boards", runs_dir=tmp_path / "runs", paper_results=None)
+    assert not (tmp_path / "boards").exists()
+
+
+def test_verify_refuses_a_minimum_norm_robust_verdict_with_a_norm_within_eps(tmp_path):
+    store = new_run(tmp_path / "runs", "nominal-digits", norm="L2", eps=1.0)
+    write_clean(store, [0, 1], [0, 1])
+    write_attack(store, "cw", [False, True], norm=[1.5, 0.5])
+    rewrite_rows(store, "cw", 0, False, 0.5)
+    assert verify(tmp_path / "runs", None).problems == [
+        f"{store.attack_path('cw')}: sample 0: counted robust, but this minimum-norm attack found "
+        f"an adversarial at norm 0.5, within eps 1"]
