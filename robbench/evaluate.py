@@ -71,6 +71,7 @@ class ModelSource:
     checkpoint_source: str  # "zoo", "file" or "state_dict" (robbench.external)
     external: bool
     notes: tuple[str, ...] = ()
+    no_source: tuple[str, ...] = ()  # classes whose code the run identity could not cover
 
 
 def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
@@ -93,7 +94,7 @@ def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
             raise RobbenchError(f"third-party id {loaded.model_id!r} collides with a zoo model")
         return ModelSource(loaded.model_id, loaded.model, req.dataset, "external",
                            loaded.architecture, "", loaded.sha256, loaded.checkpoint_source,
-                           True, loaded.notes)
+                           True, loaded.notes, loaded.no_source)
     entry = MODELS.get(req.model_id)
     if req.dataset is not None and req.dataset != entry.dataset:
         raise RobbenchError(f"--dataset {req.dataset}: model {req.model_id!r} is a "
@@ -238,6 +239,11 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         check_decision_rule(model, x_all, pred, req.batch_size, device)
 
     store = RunStore(run_dir(runs_dir, source.model_id, source.sha256, norm, eps, req.seed))
+    if source.no_source and store.load_meta() is not None:
+        raise RobbenchError(f"the source of {', '.join(source.no_source)} cannot be read, so the "
+                            f"run identity does not cover its code and robbench cannot tell "
+                            f"whether {store.root} holds results of this model; evaluate into "
+                            f"another runs dir (or delete that run)")
     store.open({
         "model": source.model_id, "dataset": dataset, "defense": source.defense,
         "architecture": source.architecture, "threat_model": norm, "eps": eps,

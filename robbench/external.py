@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import re
 import sys
 from dataclasses import dataclass
@@ -69,6 +70,55 @@ def state_dict_sha256(module: nn.Module) -> str:
         digest.update(f"{key}|{tensor.dtype}|{tuple(value.shape)}\n".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def code_sha256(module: nn.Module, factory: Any = None) -> tuple[str, list[str]]:
+    """(digest, what had no readable source) of the code behind a third-party model, so
+    that two different forwards with the same weights never share a run: the files of
+    the modules defining the factory and every class of every submodule (their bases
+    included; else the class's own source), the module tree as `repr` shows it
+    (Softmax(dim=1) or not), and each submodule's plain attributes (a temperature
+    held as a float). torch's own classes are left out: the records carry the torch
+    version."""
+    texts: dict[str, bytes] = {}
+    unavailable: list[str] = []
+    owners = ([factory] if factory is not None else []) + \
+        [cls for m in module.modules() for cls in type(m).__mro__]
+    for owner in owners:
+        module_name = getattr(owner, "__module__", None) or ""
+        if module_name in ("", "builtins") or module_name.split(".")[0] == "torch":
+            continue
+        name = f"{module_name}:{getattr(owner, '__qualname__', type(owner).__name__)}"
+        file = getattr(sys.modules.get(module_name), "__file__", None)
+        try:
+            texts[module_name] = Path(file).read_bytes()
+            continue
+        except (OSError, TypeError):
+            pass
+        try:
+            texts[name] = inspect.getsource(owner).encode()
+        except (OSError, TypeError):
+            unavailable.append(name)
+    digest = hashlib.sha256()
+    for key in sorted(texts):
+        digest.update(f"{key}\n".encode() + hashlib.sha256(texts[key]).digest())
+    digest.update(repr(module).encode())
+    for path, sub in module.named_modules():
+        for key, value in sorted(vars(sub).items()):
+            if key.startswith("_") or key == "training":
+                continue
+            shown = (repr(value) if isinstance(value, (int, float, str, bool, type(None), tuple))
+                     else hashlib.sha256(value.detach().cpu().numpy().tobytes()).hexdigest()
+                     if isinstance(value, torch.Tensor) and not value.is_meta
+                     else type(value).__qualname__)
+            digest.update(f"{path}.{key}={shown}\n".encode())
+    return digest.hexdigest(), sorted(set(unavailable))
+
+
+def run_sha256(weights_sha256: str, code: str) -> str:
+    """A third-party run's identity (recorded as its checkpoint_sha256): its weights
+    (a file's sha256 or the state dict's digest) and its code (code_sha256) together."""
+    return hashlib.sha256(f"weights {weights_sha256}\ncode {code}\n".encode()).hexdigest()
 
 
 def check_tensors(module: nn.Module, what: str) -> None:
@@ -182,16 +232,19 @@ class ExternalModel(DefenseModel):
 class LoadedExternal:
     model: ExternalModel
     model_id: str
-    sha256: str
+    sha256: str  # run_sha256: the weights and the code together
     checkpoint_source: str  # "file" (the checkpoint's sha256) or "state_dict" (the weights' digest)
     architecture: str  # the module and factory, as the user named them (no file path)
     notes: tuple[str, ...]
+    no_source: tuple[str, ...] = ()  # classes whose code is not in sha256 (no readable source)
 
 
 def wrap_module(module: Any, dataset: str, model_id: str, architecture: str,
-                device: str | torch.device, checkpoint: str | None = None) -> LoadedExternal:
+                device: str | torch.device, checkpoint: str | None = None,
+                factory: Any = None) -> LoadedExternal:
     """Checks the module against the dataset (one probe forward pass: logits of shape
-    (N, L)), loads an optional safetensors checkpoint into it, and wraps it."""
+    (N, L)), loads an optional safetensors checkpoint into it, and wraps it; its run
+    identity covers the weights and the code (run_sha256)."""
     from robbench.datasets import DATASETS
 
     if not isinstance(module, nn.Module):
@@ -219,11 +272,13 @@ def wrap_module(module: Any, dataset: str, model_id: str, architecture: str,
     model.eval()
     if sha is None:
         sha = state_dict_sha256(module)
+    code, no_source = code_sha256(module, factory)
     notes = () if not model.adaptive_flags else (
         "the model exposes neither training_loss(x, y) nor features(x): adaptive runs CE, DLR "
         "and margin PGD on its logits only (flag adaptive:fallback)",)
-    return LoadedExternal(model=model, model_id=model_id, sha256=sha, checkpoint_source=source,
-                          architecture=architecture, notes=notes)
+    return LoadedExternal(model=model, model_id=model_id, sha256=run_sha256(sha, code),
+                          checkpoint_source=source, architecture=architecture, notes=notes,
+                          no_source=tuple(no_source))
 
 
 def _load_weights(module: nn.Module, path: Path, architecture: str) -> str:
@@ -261,7 +316,7 @@ def load_external(spec: str, dataset: str | None, checkpoint: str | None = None,
         raise RobbenchError(f"--model {spec!r}: {factory_name}() failed: "
                             f"{type(exc).__name__}: {_one_line(exc)}") from None
     return wrap_module(module, dataset, external_id(shown, factory_name),
-                       f"{shown}:{factory_name}", device, checkpoint)
+                       f"{shown}:{factory_name}", device, checkpoint, factory)
 
 
 def wrap_object(module: Any, dataset: str | None, device: str | torch.device) -> LoadedExternal:

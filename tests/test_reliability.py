@@ -288,3 +288,81 @@ def test_verify_refuses_a_minimum_norm_robust_verdict_with_a_norm_within_eps(tmp
     assert verify(tmp_path / "runs", None).problems == [
         f"{store.attack_path('cw')}: sample 0: counted robust, but this minimum-norm attack found "
         f"an adversarial at norm 0.5, within eps 1"]
+
+
+# --- 2. two different forwards never share a run --------------------------------------------------
+class Wrap(nn.Module):
+    """The same weights (none in `post`), with or without a squashing last layer."""
+
+    def __init__(self, post: nn.Module | None = None, scale: float = 1.0) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+        self.post = post
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.scale * self.net(x)
+        return self.post(out) if self.post is not None else out
+
+
+def evaluate_wrap(tmp_path: Path, model: nn.Module) -> robbench.api.EvalResult:
+    return robbench.evaluate(model, dataset="digits", attacks=["fgsm"], n_examples=3,
+                             runs_dir=tmp_path / "runs", leaderboard=tmp_path / "b.csv")
+
+
+def test_models_differing_only_in_a_weightless_layer_get_their_own_runs_and_checks(tmp_path):
+    plain = evaluate_wrap(tmp_path, Wrap())
+    squashed = evaluate_wrap(tmp_path, Wrap(post=nn.Softmax(dim=1)))
+    assert plain.provenance["run_dir"] != squashed.provenance["run_dir"]
+    assert "probabilities" in {f["check"] for f in squashed.unreliable}
+
+
+def test_models_differing_only_in_a_plain_attribute_get_their_own_runs(tmp_path):
+    one, two = evaluate_wrap(tmp_path, Wrap()), evaluate_wrap(tmp_path, Wrap(scale=2.0))
+    assert one.provenance["run_dir"] != two.provenance["run_dir"]
+
+
+def test_the_same_model_evaluated_again_resumes_its_run(tmp_path):
+    first = evaluate_wrap(tmp_path, Wrap())
+    assert evaluate_wrap(tmp_path, Wrap()).provenance["run_dir"] == first.provenance["run_dir"]
+
+
+def test_a_model_whose_source_cannot_be_read_never_reuses_an_earlier_run(tmp_path):
+    code = ("import robbench, torch\n"
+            "class Net(torch.nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__(); torch.manual_seed(0); self.lin = torch.nn.Linear(64, 10)\n"
+            "    def forward(self, x):\n"
+            "        return self.lin(x.flatten(1))\n"
+            "for _ in range(2):\n"
+            "    robbench.evaluate(Net(), dataset='digits', attacks=['fgsm'], n_examples=3,\n"
+            "                      runs_dir='runs', leaderboard='b.csv')\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 1
+    assert "RobbenchError: the source of __main__:Net cannot be read" in done.stderr
+
+
+FACTORY = """import torch
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(64, 10)
+    def forward(self, x):
+        return {logits}
+def make():
+    return Net()
+"""
+
+
+def test_a_factory_file_whose_code_changed_gets_its_own_run(tmp_path, capsys):
+    runs = []
+    for logits in ("self.lin(x.flatten(1))", "self.lin(x.flatten(1)).softmax(1)"):
+        (tmp_path / "net.py").write_text(FACTORY.format(logits=logits))
+        assert run(["eval", "--model", f"{tmp_path / 'net.py'}:make", "--dataset", "digits",
+                    "--attacks", "fgsm", "--n-examples", "3", "--runs-dir", str(tmp_path / "runs"),
+                    "--json"]) == 0
+        runs.append(json.loads(capsys.readouterr().out)["run_dir"])
+    assert runs[0] != runs[1]
