@@ -46,6 +46,12 @@ def test_eval_into_another_runs_dir_writes_the_leaderboard_beside_that_store(wor
     assert (workdir / "scratch" / "leaderboards" / "digits-Linf.csv").is_file()
 
 
+def test_api_evaluate_into_another_runs_dir_writes_the_leaderboard_beside_that_store(workdir):
+    result = robbench.evaluate("nominal-digits", attacks=["fgsm"], n_examples=3, runs_dir="scratch")
+    assert result.provenance["leaderboard"] == str(Path("scratch", "leaderboards", "digits-Linf.csv"))
+    assert not (workdir / "leaderboards").exists()
+
+
 def test_eval_into_a_given_leaderboard_leaves_a_row_covering_more_samples(workdir, capsys):
     assert run([*EVAL, "--n-examples", "6"]) == 0
     published = files(workdir / "leaderboards")
