@@ -108,11 +108,20 @@ def code_sha256(module: nn.Module, factory: Any = None) -> tuple[str, list[str]]
             if key.startswith("_") or key == "training":
                 continue
             shown = (repr(value) if isinstance(value, (int, float, str, bool, type(None), tuple))
-                     else hashlib.sha256(value.detach().cpu().numpy().tobytes()).hexdigest()
-                     if isinstance(value, torch.Tensor) and not value.is_meta
+                     else _tensor_sha256(value) if isinstance(value, torch.Tensor)
                      else type(value).__qualname__)
             digest.update(f"{path}.{key}={shown}\n".encode())
     return digest.hexdigest(), sorted(set(unavailable))
+
+
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    """A tensor's dtype, shape and raw bytes (any dtype; a meta tensor has none)."""
+    flat = tensor.detach()
+    head = f"{flat.dtype}|{tuple(flat.shape)}|".encode()
+    if flat.is_meta or not flat.numel():
+        return hashlib.sha256(head).hexdigest()
+    raw = flat.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    return hashlib.sha256(head + raw).hexdigest()
 
 
 def run_sha256(weights_sha256: str, code: str) -> str:
