@@ -46,7 +46,7 @@ class EvalRequest:
     data_root: str | None = None
     download: bool = False
     runs_dir: Path | None = None  # None: runs/ (zoo models) or runs-external/ (third-party)
-    leaderboard: Path | None = None  # None: leaderboards[-external]/<dataset>-<norm>.csv
+    leaderboard: Path | None = None  # None: the runs dir's own (output_paths)
     progress: bool = True
     backend: str = "local"  # "local" or "ray" (robbench.sharding)
     shards: int = 1  # Ray tasks per attack
