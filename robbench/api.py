@@ -10,6 +10,7 @@ imports this module (and torch) on first use of one of its names.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,11 @@ def load_model(model_id: str, checkpoint: str | Path | None = None,
     from robbench.evaluate import resolve_device
     from robbench.external import state_dict_sha256
 
+    if not isinstance(model_id, str):
+        raise RobbenchError(f"load_model() takes a zoo model id, not {model_id!r}")
+    if not isinstance(device, str):
+        raise RobbenchError(f"device must be a string, got {device!r}")
+    checkpoint = _path_text("checkpoint", checkpoint)
     loaded = zoo_load(model_id, checkpoint, resolve_device(device))
     model = loaded.model
     model.robbench_id = model_id
@@ -90,13 +96,11 @@ def evaluate(model: str | torch.nn.Module, *, attacks: Sequence[str] = ("pgd100"
     if isinstance(attacks, str):
         attacks = [a for a in attacks.split(",") if a]
     request = EvalRequest(
-        model_id="", attacks=list(attacks), n_examples=n_examples, eps=eps,
-        batch_size=batch_size, seed=seed, device=device,
-        checkpoint=None if checkpoint is None else str(checkpoint),
-        data_root=None if data_root is None else str(data_root),
-        runs_dir=None if runs_dir is None else Path(runs_dir),
-        leaderboard=None if leaderboard is None else Path(leaderboard), progress=progress,
-        dataset=dataset)
+        model_id="", attacks=list(attacks) if isinstance(attacks, (list, tuple)) else attacks,
+        n_examples=n_examples, eps=eps, batch_size=batch_size, seed=seed, device=device,
+        checkpoint=_path_text("checkpoint", checkpoint), data_root=_path_text("data_root", data_root),
+        runs_dir=_path("runs_dir", runs_dir), leaderboard=_path("leaderboard", leaderboard),
+        progress=bool(progress), dataset=dataset)
     if isinstance(model, str):
         request.model_id = model
     elif isinstance(model, torch.nn.Module):
@@ -108,6 +112,18 @@ def evaluate(model: str | torch.nn.Module, *, attacks: Sequence[str] = ("pgd100"
         raise RobbenchError(f"evaluate() takes a model id or an nn.Module, not {type(model).__name__}")
     summary = run_eval(request)
     return _result(summary)
+
+
+def _path(name: str, value: Any) -> Path | None:
+    """A path argument as a Path; anything else is a RobbenchError, not a TypeError."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise RobbenchError(f"{name} must be a path, got {value!r}")
+    return None if value is None else Path(value)
+
+
+def _path_text(name: str, value: Any) -> str | None:
+    path = _path(name, value)
+    return None if path is None else str(path)
 
 
 def _unchanged_zoo_model(model: torch.nn.Module) -> bool:

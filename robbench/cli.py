@@ -78,8 +78,9 @@ def _csv_list(ctx, param, value: str) -> list[str]:
 @click.option("--runs-dir", type=click.Path(), default=None,
               help=f"Results store (default: {RUNS_DIR}; runs-external for a third-party model).")
 @click.option("--leaderboard", type=click.Path(), default=None,
-              help="Leaderboard CSV to update (default: leaderboards/<dataset>-<norm>.csv; "
-                   "leaderboards-external/... for a third-party model).")
+              help="Leaderboard CSV to update (default: leaderboards/<dataset>-<norm>.csv for "
+                   "runs/, leaderboards-external/... for a third-party model, "
+                   "DIR/leaderboards/... for any other --runs-dir DIR).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: shard each attack's samples over Ray tasks (pip install -e .[ray]).")
 @click.option("--shards", type=int, default=2, show_default=True, help="Ray tasks per attack.")
@@ -123,7 +124,10 @@ def eval_command(model_id, dataset, attacks, n_examples, eps, batch_size, seed, 
     for flag in summary.get("unreliable", []):
         if flag["check"] == "adaptive-fallback":
             click.echo(f"unreliable: {flag['reason']}")
-    if summary["leaderboard_n_examples"] > summary["n_examples"]:
+    if summary["leaderboard_kept"]:
+        click.echo(f"note: the leaderboard row of {summary['leaderboard_model']} was left as it "
+                   f"was: {summary['leaderboard_kept']}")
+    elif summary["leaderboard_n_examples"] > summary["n_examples"]:
         click.echo(f"note: the leaderboard row of {summary['leaderboard_model']} keeps the larger "
                    f"run on record (n={summary['leaderboard_n_examples']}); the numbers above are "
                    f"over the first {summary['n_examples']} samples only")
@@ -174,12 +178,19 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--key-map", type=click.Path(), default=None,
               help="JSON: select, strip_prefixes, prefix_rules, rename, fill (default: strip module.).")
 @click.option("--out", required=True, type=click.Path(), help="The safetensors checkpoint to write.")
+@click.option("--allow-nonfinite", is_flag=True,
+              help="Import tensors holding NaN or infinite values (refused by default; such a "
+                   "checkpoint cannot be evaluated).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing --out file (never a zoo checkpoint).")
 @click.option("--json", "as_json", is_flag=True, help="Print the import report as JSON.")
-def import_checkpoint_command(model_id, source, key_map, out, as_json) -> None:
+def import_checkpoint_command(model_id, source, key_map, out, allow_nonfinite, force,
+                              as_json) -> None:
     """Convert a reference implementation's state dict into a robbench checkpoint."""
     from robbench.import_checkpoint import import_checkpoint
 
-    report = import_checkpoint(model_id, source, out, key_map)
+    report = import_checkpoint(model_id, source, out, key_map, allow_nonfinite=allow_nonfinite,
+                               force=force)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return

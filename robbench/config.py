@@ -25,6 +25,11 @@ THREAT_DEFAULTS: dict[str, ThreatDefaults] = {
     "svhn": ThreatDefaults(linf_eps=8 / 255, l2_eps=0.5),
 }
 
+# relative slack on ε for float rounding when a perturbation's norm is compared with ε:
+# the silent-success re-check (robbench.diagnostics) and the records' meaning check
+# (robbench.results) use the same one
+SUCCESS_TOL = 1e-4
+
 PGD_RESTARTS = 10
 PGD_STEP_FRACTION = 0.25  # step = eps / 4 (2/255 at eps = 8/255)
 DEFAULT_SEED = 0

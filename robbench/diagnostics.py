@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from robbench.attacks.base import ATTACKS, AttackResult, perturbation_norm, sample_generator
 from robbench.attacks.pgd import ascent_step, random_start
+from robbench.config import SUCCESS_TOL
 from robbench.results import RunStore
 
 SUBSAMPLE = 64  # points used by the model checks
@@ -50,7 +51,6 @@ LARGE_EPS_STEPS = 20
 CHANCE_MARGIN = 0.10  # accuracy at the large ε must be ≤ chance + 10 points
 BLACK_BOX_ATTACKS = ("square", "square-l2", "transfer")
 BEAT_MARGIN_POINTS = 1.0
-SUCCESS_TOL = 1e-4  # relative slack on ε when re-checking a returned point's norm
 
 
 

@@ -5,6 +5,8 @@ run loses nothing and the same command resumes it."""
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -44,7 +46,7 @@ class EvalRequest:
     data_root: str | None = None
     download: bool = False
     runs_dir: Path | None = None  # None: runs/ (zoo models) or runs-external/ (third-party)
-    leaderboard: Path | None = None  # None: leaderboards[-external]/<dataset>-<norm>.csv
+    leaderboard: Path | None = None  # None: the runs dir's own (output_paths)
     progress: bool = True
     backend: str = "local"  # "local" or "ray" (robbench.sharding)
     shards: int = 1  # Ray tasks per attack
@@ -69,6 +71,7 @@ class ModelSource:
     checkpoint_source: str  # "zoo", "file" or "state_dict" (robbench.external)
     external: bool
     notes: tuple[str, ...] = ()
+    no_source: tuple[str, ...] = ()  # classes whose code the run identity could not cover
 
 
 def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
@@ -78,6 +81,7 @@ def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
     zoo_id = getattr(req.module, "robbench_id", None)
     if zoo_id is not None:  # a robbench.load_model model whose weights were changed
         entry = MODELS.get(zoo_id)
+        external.check_tensors(req.module, zoo_id)
         model = req.module.eval().to(device)
         return ModelSource(zoo_id, model, entry.dataset, entry.defense, entry.architecture,
                            entry.reference, external.state_dict_sha256(model), "state_dict", False)
@@ -90,12 +94,13 @@ def resolve_model(req: EvalRequest, device: torch.device) -> ModelSource:
             raise RobbenchError(f"third-party id {loaded.model_id!r} collides with a zoo model")
         return ModelSource(loaded.model_id, loaded.model, req.dataset, "external",
                            loaded.architecture, "", loaded.sha256, loaded.checkpoint_source,
-                           True, loaded.notes)
+                           True, loaded.notes, loaded.no_source)
     entry = MODELS.get(req.model_id)
     if req.dataset is not None and req.dataset != entry.dataset:
         raise RobbenchError(f"--dataset {req.dataset}: model {req.model_id!r} is a "
                             f"{entry.dataset} model")
     loaded = load_model(req.model_id, req.checkpoint, device)
+    external.check_tensors(loaded.model, req.model_id)
     return ModelSource(req.model_id, loaded.model, entry.dataset, entry.defense,
                        entry.architecture, entry.reference, loaded.sha256,
                        "zoo" if loaded.sha256 == entry.checkpoint_sha256 else "file", False)
@@ -137,8 +142,53 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+
+
+def validate_request(req: EvalRequest) -> None:
+    """Every argument's type, before anything is loaded or written (ranges are checked
+    next, still before any file is created). The Python API passes values no
+    command-line parser has checked, and a value that only fails later (seed="x",
+    eps=True) would name a run directory before failing. Numbers become plain int and
+    float."""
+    if not _is_str_list(req.attacks):
+        raise RobbenchError(f"attacks must be a list of attack ids, got {req.attacks!r}")
+    if not _is_str_list(req.recompute):
+        raise RobbenchError(f"recompute must be a list of attack ids, got {req.recompute!r}")
+    if req.eps is not None and (not isinstance(req.eps, numbers.Real) or isinstance(req.eps, bool)):
+        raise RobbenchError(f"eps must be a number, got {req.eps!r}")
+    for name, value, optional in (("n_examples", req.n_examples, True),
+                                  ("batch_size", req.batch_size, False),
+                                  ("seed", req.seed, False), ("shards", req.shards, False)):
+        if not (_is_int(value) or (optional and value is None)):
+            raise RobbenchError(f"{name} must be an integer, got {value!r}")
+    for name, value in (("device", req.device), ("backend", req.backend)):
+        if not isinstance(value, str):
+            raise RobbenchError(f"{name} must be a string, got {value!r}")
+    for name, value in (("model", req.model_id), ("checkpoint", req.checkpoint),
+                        ("data_root", req.data_root), ("dataset", req.dataset),
+                        ("address", req.address)):
+        if value is not None and not isinstance(value, str):
+            raise RobbenchError(f"{name} must be a string, got {value!r}")
+    for name, value in (("runs_dir", req.runs_dir), ("leaderboard", req.leaderboard)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise RobbenchError(f"{name} must be a path, got {value!r}")
+    if req.dataset is not None:
+        DATASETS.get(req.dataset)  # an unknown id is an error naming the known ones
+    # numpy scalars pass the checks above; records hold plain JSON numbers
+    req.eps = None if req.eps is None else float(req.eps)
+    req.n_examples = None if req.n_examples is None else int(req.n_examples)
+    req.batch_size, req.seed, req.shards = int(req.batch_size), int(req.seed), int(req.shards)
+
+
 def evaluate(req: EvalRequest) -> dict[str, Any]:
     started = time.perf_counter()
+    validate_request(req)
     attacks, norm = resolve_attacks(req.attacks)
     if req.cascade:
         attacks = [cascade_of(req.attacks)]
@@ -171,12 +221,7 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         raise RobbenchError(f"--shards must be positive, got {req.shards}")
     device = resolve_device(req.device)
 
-    # third-party runs stay out of the committed store and leaderboards unless asked
-    runs_dir = Path(req.runs_dir) if req.runs_dir is not None else Path(
-        EXTERNAL_RUNS_DIR if external else RUNS_DIR)
-    lb_path = Path(req.leaderboard) if req.leaderboard else default_path(
-        Path(EXTERNAL_LEADERBOARD_DIR if external else LEADERBOARD_DIR), dataset, norm, eps,
-        protocol_eps)
+    runs_dir, lb_path = output_paths(req, external, dataset, norm, eps, protocol_eps)
     check_paths(runs_dir, lb_path)
 
     source = resolve_model(req, device)
@@ -188,7 +233,17 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     x_all, y_all = test.x[:n], test.y[:n]
     index = torch.arange(n)
 
+    # everything that can refuse the model runs before the run directory is created
+    pred = clean_predictions(model, x_all, req.batch_size, device)
+    if source.external:
+        check_decision_rule(model, x_all, pred, req.batch_size, device)
+
     store = RunStore(run_dir(runs_dir, source.model_id, source.sha256, norm, eps, req.seed))
+    if source.no_source and store.load_meta() is not None:
+        raise RobbenchError(f"the source of {', '.join(source.no_source)} cannot be read, so the "
+                            f"run identity does not cover its code and robbench cannot tell "
+                            f"whether {store.root} holds results of this model; evaluate into "
+                            f"another runs dir (or delete that run)")
     store.open({
         "model": source.model_id, "dataset": dataset, "defense": source.defense,
         "architecture": source.architecture, "threat_model": norm, "eps": eps,
@@ -197,9 +252,6 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
     }, versions())
     validate_run(store)  # a damaged record fails here, before any attack runs
 
-    pred = clean_predictions(model, x_all, req.batch_size, device)
-    if source.external:
-        check_decision_rule(model, x_all, pred, req.batch_size, device)
     store.save_clean(index, y_all, pred)
     correct = pred == y_all
 
@@ -219,9 +271,10 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
                     "checkpoint_source": source.checkpoint_source, "notes": list(source.notes),
                     "versions": versions(device), "run_dir": str(store.root),
                     "seconds": round(time.perf_counter() - started, 2)})
-    row = upsert_row(lb_path, lambda: run_row(store))
-    summary.update({"leaderboard": str(lb_path), "leaderboard_model": row["model"],
-                    "leaderboard_n_examples": int(row["n_examples"])})
+    upsert = upsert_row(lb_path, lambda: run_row(store))
+    summary.update({"leaderboard": str(lb_path), "leaderboard_model": upsert.row["model"],
+                    "leaderboard_n_examples": int(upsert.row["n_examples"]),
+                    "leaderboard_kept": upsert.kept_because})
     return summary
 
 
@@ -239,6 +292,30 @@ def check_decision_rule(model: torch.nn.Module, x: torch.Tensor, pred: torch.Ten
         raise RobbenchError(f"the model's logits disagree with its decision_rule on {differ} of "
                             f"{len(x)} clean test images; its argmax must equal the decision "
                             f"rule, ties included, or the attacks measure another classifier")
+
+
+def output_paths(req: EvalRequest, external: bool, dataset: str, norm: str, eps: float,
+                 protocol_eps: float) -> tuple[Path, Path]:
+    """(runs dir, leaderboard CSV). A leaderboard is built from one store, so without
+    --leaderboard the CSV is the one of the runs dir in use: the committed leaderboards/
+    only for the committed runs/, `DIR/leaderboards/` for any other --runs-dir (a scratch
+    eval must never rewrite a published row). Third-party runs stay out of the committed
+    store and leaderboards unless asked."""
+    runs_dir = Path(req.runs_dir) if req.runs_dir is not None else Path(
+        EXTERNAL_RUNS_DIR if external else RUNS_DIR)
+    if req.leaderboard is not None:
+        return runs_dir, Path(req.leaderboard)
+    home = [EXTERNAL_RUNS_DIR, RUNS_DIR] if external else [RUNS_DIR]
+    if any(_same_dir(runs_dir, Path(d)) for d in home):
+        root = Path(EXTERNAL_LEADERBOARD_DIR if external else LEADERBOARD_DIR)
+    else:
+        root = runs_dir / LEADERBOARD_DIR
+    return runs_dir, default_path(root, dataset, norm, eps, protocol_eps)
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    return Path(os.path.abspath(a)) == Path(os.path.abspath(b)) or (
+        a.exists() and b.exists() and a.resolve() == b.resolve())
 
 
 def check_paths(runs_dir: Path, leaderboard: Path) -> None:
@@ -273,8 +350,16 @@ def versions(device: torch.device | None = None) -> dict[str, str]:
 @torch.inference_mode()
 def clean_predictions(model: torch.nn.Module, x: torch.Tensor, batch_size: int,
                       device: torch.device) -> torch.Tensor:
-    preds = [model(x[i:i + batch_size].to(device)).argmax(dim=1).cpu()
-             for i in range(0, len(x), batch_size)]
+    """Argmax of the logits. Non-finite logits are refused: their argmax is arbitrary,
+    their gradients are NaN, and no record or diagnostic can hold them."""
+    preds = []
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i:i + batch_size].to(device))
+        bad = (~torch.isfinite(logits)).any(dim=1).nonzero()
+        if len(bad):
+            raise RobbenchError(f"the model returned NaN or infinite logits on clean test image "
+                                f"{i + int(bad[0])}; it cannot be evaluated")
+        preds.append(logits.argmax(dim=1).cpu())
     return torch.cat(preds)
 
 

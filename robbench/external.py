@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import re
 import sys
 from dataclasses import dataclass
@@ -69,6 +70,77 @@ def state_dict_sha256(module: nn.Module) -> str:
         digest.update(f"{key}|{tensor.dtype}|{tuple(value.shape)}\n".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def code_sha256(module: nn.Module, factory: Any = None) -> tuple[str, list[str]]:
+    """(digest, what had no readable source) of the code behind a third-party model, so
+    that two different forwards with the same weights never share a run: the files of
+    the modules defining the factory and every class of every submodule (their bases
+    included; else the class's own source), the module tree as `repr` shows it
+    (Softmax(dim=1) or not), and each submodule's plain attributes (a temperature
+    held as a float). torch's own classes are left out: the records carry the torch
+    version."""
+    texts: dict[str, bytes] = {}
+    unavailable: list[str] = []
+    owners = ([factory] if factory is not None else []) + \
+        [cls for m in module.modules() for cls in type(m).__mro__]
+    for owner in owners:
+        module_name = getattr(owner, "__module__", None) or ""
+        if module_name in ("", "builtins") or module_name.split(".")[0] == "torch":
+            continue
+        name = f"{module_name}:{getattr(owner, '__qualname__', type(owner).__name__)}"
+        file = getattr(sys.modules.get(module_name), "__file__", None)
+        try:
+            texts[module_name] = Path(file).read_bytes()
+            continue
+        except (OSError, TypeError):
+            pass
+        try:
+            texts[name] = inspect.getsource(owner).encode()
+        except (OSError, TypeError):
+            unavailable.append(name)
+    digest = hashlib.sha256()
+    for key in sorted(texts):
+        digest.update(f"{key}\n".encode() + hashlib.sha256(texts[key]).digest())
+    digest.update(repr(module).encode())
+    for path, sub in module.named_modules():
+        for key, value in sorted(vars(sub).items()):
+            if key.startswith("_") or key == "training":
+                continue
+            shown = (repr(value) if isinstance(value, (int, float, str, bool, type(None), tuple))
+                     else _tensor_sha256(value) if isinstance(value, torch.Tensor)
+                     else type(value).__qualname__)
+            digest.update(f"{path}.{key}={shown}\n".encode())
+    return digest.hexdigest(), sorted(set(unavailable))
+
+
+def _tensor_sha256(tensor: torch.Tensor) -> str:
+    """A tensor's dtype, shape and raw bytes (any dtype; a meta tensor has none)."""
+    flat = tensor.detach()
+    head = f"{flat.dtype}|{tuple(flat.shape)}|".encode()
+    if flat.is_meta or not flat.numel():
+        return hashlib.sha256(head).hexdigest()
+    raw = flat.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    return hashlib.sha256(head + raw).hexdigest()
+
+
+def run_sha256(weights_sha256: str, code: str) -> str:
+    """A third-party run's identity (recorded as its checkpoint_sha256): its weights
+    (a file's sha256 or the state dict's digest) and its code (code_sha256) together."""
+    return hashlib.sha256(f"weights {weights_sha256}\ncode {code}\n".encode()).hexdigest()
+
+
+def check_tensors(module: nn.Module, what: str) -> None:
+    """Weights that cannot give an honest evaluation are refused before anything is
+    written: a tensor on the meta device has no values at all, and NaN or infinite
+    weights give non-finite logits, which no attack or record can score."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_meta:
+            raise RobbenchError(f"{what}: {name} is on the meta device and holds no values; "
+                                f"materialise the module (to_empty() and load its weights) first")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor.detach()).all()):
+            raise RobbenchError(f"{what}: {name} holds NaN or infinite values; a model with "
+                                f"non-finite weights cannot be evaluated")
 
 
 def import_factory(spec: str) -> tuple[str, Any]:
@@ -115,7 +187,9 @@ def _one_line(exc: BaseException) -> str:
 class ExternalModel(DefenseModel):
     """Adapts a third-party module to the wrapper interface the attacks use. Without
     `features`, the "features" are the logits themselves (the identity head), so the
-    logit-space adaptive attacks run unchanged."""
+    logit-space adaptive attacks run unchanged. The module is given a copy of every
+    input: a forward that modifies its input in place would otherwise fail on the
+    attacks' leaf tensors (or silently change the test images)."""
 
     defense_id = "external"
 
@@ -142,22 +216,22 @@ class ExternalModel(DefenseModel):
         return getattr(self.body, "feature_dim", self.num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body.features(x) if self.has_features else self.body(x)
+        return self.body.features(x.clone()) if self.has_features else self.body(x.clone())
 
     def logits_from_features(self, f: torch.Tensor) -> torch.Tensor:
-        return self.body.logits_from_features(f) if self.has_features else f
+        return self.body.logits_from_features(f.clone()) if self.has_features else f
 
     def native_predict_from_features(self, f: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(f).argmax(dim=1)
 
     @torch.no_grad()
     def native_predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body.decision_rule(x) if self.has_rule else self(x).argmax(dim=1)
+        return self.body.decision_rule(x.clone()) if self.has_rule else self(x).argmax(dim=1)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not self.has_loss:
             raise RobbenchError("this third-party model defines no training_loss(x, y)")
-        return self.body.training_loss(x, y)
+        return self.body.training_loss(x.clone(), y.clone())
 
     def defense_params(self) -> dict[str, Any]:
         return {}
@@ -167,16 +241,19 @@ class ExternalModel(DefenseModel):
 class LoadedExternal:
     model: ExternalModel
     model_id: str
-    sha256: str
+    sha256: str  # run_sha256: the weights and the code together
     checkpoint_source: str  # "file" (the checkpoint's sha256) or "state_dict" (the weights' digest)
     architecture: str  # the module and factory, as the user named them (no file path)
     notes: tuple[str, ...]
+    no_source: tuple[str, ...] = ()  # classes whose code is not in sha256 (no readable source)
 
 
 def wrap_module(module: Any, dataset: str, model_id: str, architecture: str,
-                device: str | torch.device, checkpoint: str | None = None) -> LoadedExternal:
+                device: str | torch.device, checkpoint: str | None = None,
+                factory: Any = None) -> LoadedExternal:
     """Checks the module against the dataset (one probe forward pass: logits of shape
-    (N, L)), loads an optional safetensors checkpoint into it, and wraps it."""
+    (N, L)), loads an optional safetensors checkpoint into it, and wraps it; its run
+    identity covers the weights and the code (run_sha256)."""
     from robbench.datasets import DATASETS
 
     if not isinstance(module, nn.Module):
@@ -186,6 +263,7 @@ def wrap_module(module: Any, dataset: str, model_id: str, architecture: str,
     sha, source = None, "state_dict"
     if checkpoint is not None:
         sha, source = _load_weights(module, Path(checkpoint), architecture), "file"
+    check_tensors(module, architecture)
     module.eval().to(device)
     probe = torch.full((2, *spec.input_shape), 0.5, device=device)
     try:
@@ -203,11 +281,13 @@ def wrap_module(module: Any, dataset: str, model_id: str, architecture: str,
     model.eval()
     if sha is None:
         sha = state_dict_sha256(module)
+    code, no_source = code_sha256(module, factory)
     notes = () if not model.adaptive_flags else (
         "the model exposes neither training_loss(x, y) nor features(x): adaptive runs CE, DLR "
         "and margin PGD on its logits only (flag adaptive:fallback)",)
-    return LoadedExternal(model=model, model_id=model_id, sha256=sha, checkpoint_source=source,
-                          architecture=architecture, notes=notes)
+    return LoadedExternal(model=model, model_id=model_id, sha256=run_sha256(sha, code),
+                          checkpoint_source=source, architecture=architecture, notes=notes,
+                          no_source=tuple(no_source))
 
 
 def _load_weights(module: nn.Module, path: Path, architecture: str) -> str:
@@ -245,7 +325,7 @@ def load_external(spec: str, dataset: str | None, checkpoint: str | None = None,
         raise RobbenchError(f"--model {spec!r}: {factory_name}() failed: "
                             f"{type(exc).__name__}: {_one_line(exc)}") from None
     return wrap_module(module, dataset, external_id(shown, factory_name),
-                       f"{shown}:{factory_name}", device, checkpoint)
+                       f"{shown}:{factory_name}", device, checkpoint, factory)
 
 
 def wrap_object(module: Any, dataset: str | None, device: str | torch.device) -> LoadedExternal:

@@ -31,6 +31,7 @@ import json
 import pickle
 import platform
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ def read_state_dict(path: Path, select: str | None) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise RobbenchError(f"--from {path} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notes would precede our one line
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f" ({found.group(1)})" if found else ""
@@ -107,7 +110,35 @@ def read_key_map(path: str | Path | None) -> dict[str, Any]:
         raise RobbenchError(f"--key-map {path}: expected a JSON object with fields "
                             f"{', '.join(sorted(KEY_MAP_FIELDS))}"
                             f"{'; unknown: ' + ', '.join(unknown) if unknown else ''}")
+    for name, value in key_map.items():
+        valid, expected = KEY_MAP_SCHEMA[name]
+        if not valid(value):
+            raise RobbenchError(f"--key-map {path}: field {name!r} must be {expected}, got "
+                                f"{json.dumps(value)[:80]}")
     return key_map
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _is_numbers(value: Any) -> bool:
+    """A number or a (nested) list of numbers: what torch.tensor makes a constant of."""
+    if isinstance(value, list):
+        return all(map(_is_numbers, value))
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# every key map field's type (checked before any key is mapped) and how to describe it
+KEY_MAP_SCHEMA: dict[str, tuple[Any, str]] = {
+    "select": (lambda v: isinstance(v, str), "a string (the entry holding the weights)"),
+    "strip_prefixes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                       "a list of strings"),
+    "prefix_rules": (_is_str_map, "an object mapping old prefixes to new ones"),
+    "rename": (_is_str_map, "an object mapping old keys to new ones"),
+    "fill": (lambda v: isinstance(v, dict) and all(map(_is_numbers, v.values())),
+             "an object mapping keys to numbers or nested lists of numbers"),
+}
 
 
 def map_key(key: str, key_map: dict[str, Any]) -> str:
@@ -142,7 +173,11 @@ def map_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.Tens
             raise RobbenchError(f"key map fill: {key!r} is not a parameter or buffer of the model")
         if key in mapped:
             raise RobbenchError(f"key map fill: {key!r} is already given by the source file")
-        mapped[key] = torch.tensor(value, dtype=target[key].dtype)
+        try:
+            mapped[key] = torch.tensor(value, dtype=target[key].dtype)
+        except (TypeError, ValueError, RuntimeError) as exc:  # e.g. ragged nested lists
+            raise RobbenchError(f"key map fill: {key!r} is not a tensor constant "
+                                f"({' '.join(str(exc).split())[:120]})") from None
         report.filled.append(key)
     bad_shapes = [f"{k} ({origin.get(k, 'fill')}): {tuple(v.shape)} vs {tuple(target[k].shape)}"
                   for k, v in mapped.items() if v.shape != target[k].shape]
@@ -168,16 +203,41 @@ def map_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.Tens
     return mapped
 
 
+def nonfinite_keys(state: dict[str, torch.Tensor]) -> list[str]:
+    """Floating-point tensors holding NaN or infinite values: such a checkpoint gives
+    non-finite logits, which robbench eval refuses."""
+    return sorted(k for k, v in state.items()
+                  if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+
+
+def check_out(out: Path, force: bool) -> None:
+    """The output is never a zoo checkpoint (the manifest pins its sha256, so replacing
+    it breaks every eval of that model), and never an existing file unless `force`."""
+    from model_zoo.zoo import MODELS
+
+    target = out.resolve()
+    for model_id, entry in MODELS.items():
+        if entry.checkpoint_path is not None and entry.checkpoint_path.resolve() == target:
+            raise RobbenchError(f"--out {out} is the zoo's checkpoint of {model_id} (the manifest "
+                                f"pins its sha256); write the import elsewhere")
+    if out.exists() and not force:
+        raise RobbenchError(f"--out {out} exists; pass --force to replace it")
+
+
 def import_checkpoint(model_id: str, source: str | Path, out: str | Path,
-                      key_map_path: str | Path | None = None) -> ImportReport:
+                      key_map_path: str | Path | None = None,
+                      allow_nonfinite: bool = False, force: bool = False) -> ImportReport:
     """Maps `source` onto the zoo model `model_id`, loads it strictly into a fresh model
-    (so the result is known to load), and writes `out` with provenance."""
+    (so the result is known to load), and writes `out` with provenance. NaN or infinite
+    weights are refused unless `allow_nonfinite` (and then recorded); an existing `out`
+    unless `force` (a zoo checkpoint always)."""
     from model_zoo.zoo import MODELS, build_model, checkpoint_meta
     from robbench.checkpoints import save_checkpoint, sha256_file
     from robbench.paths import check_output_file
 
     entry = MODELS.get(model_id)
     check_output_file(out, "--out")
+    check_out(Path(out), force)
     key_map = read_key_map(key_map_path)
     source = Path(source)
     tensors = read_state_dict(source, key_map.get("select"))
@@ -186,6 +246,11 @@ def import_checkpoint(model_id: str, source: str | Path, out: str | Path,
     report = ImportReport(model=model_id, out=str(out), sha256="", source_sha256=sha256_file(source),
                           mapped=0)
     state = map_state_dict(tensors, target, key_map, report)
+    nonfinite = nonfinite_keys(state)
+    if nonfinite and not allow_nonfinite:
+        raise RobbenchError(f"--from {source}: {len(nonfinite)} tensor(s) hold NaN or infinite "
+                            f"values, e.g. {', '.join(nonfinite[:4])}; such a checkpoint cannot "
+                            f"be evaluated (pass --allow-nonfinite to import it anyway)")
     model.load_state_dict(state, strict=True)
     report.mapped = len(state) - len(report.filled)
     meta = checkpoint_meta(entry, model)
@@ -198,6 +263,7 @@ def import_checkpoint(model_id: str, source: str | Path, out: str | Path,
         "versions": {"robbench": robbench.__version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "unmatched": report.unmatched, "filled": report.filled, "converted": report.converted,
+        "nonfinite": nonfinite,
     }
     report.sha256 = save_checkpoint(model.state_dict(), meta, out)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -154,20 +155,49 @@ def same_identity(table: pd.DataFrame, row: dict[str, Any]) -> pd.Series:
     return match
 
 
-def upsert_row(path: Path, make_row: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Replaces the row with the new row's identity (or adds it); sorted by worst-case
-    accuracy. The row is made while the leaderboard's lock is held, so of several
-    processes the last to write also read the store last: concurrent evals keep every
-    row and every finished attack."""
+def not_covered(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why `new` may not replace `old` (a row with the same identity), or None. A
+    published row is replaced only by a row covering at least its samples and every
+    attack column it has, so a quick look (or a scratch store) never shrinks it."""
+    old_n, new_n = old.get("n_examples"), new.get("n_examples")
+    if not is_missing(old_n) and (is_missing(new_n) or int(new_n) < int(old_n)):
+        return f"the row on record covers n={int(old_n)}, this run n={new_n}"
+    lacking = sorted(c for c in attack_columns(list(old)) if not is_missing(old[c])
+                     and is_missing(new.get(c)))
+    if lacking:
+        return f"the row on record has attack column(s) {', '.join(lacking)}, which this run lacks"
+    return None
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """What an upsert left in the leaderboard: the row now there for this identity, and
+    why the new row was not written (None when it was)."""
+
+    row: dict[str, Any]
+    kept_because: str | None = None
+
+
+def upsert_row(path: Path, make_row: Callable[[], dict[str, Any]]) -> Upsert:
+    """Replaces the row with the new row's identity (or adds it) unless the row on
+    record covers more (not_covered); sorted by worst-case accuracy. The row is made
+    while the leaderboard's lock is held, so of several processes the last to write
+    also read the store last: concurrent evals keep every row and every finished attack."""
     path = Path(path)
     with locked(path.with_name(f".{path.name}.lock")):
         row = make_row()
         new = pd.DataFrame([row])
         if path.exists():
             old = read_table(path)
-            new = pd.concat([old[~same_identity(old, row)], new], ignore_index=True)
+            same = same_identity(old, row)
+            if same.any():
+                kept = {k: v for k, v in old[same].iloc[0].to_dict().items()}
+                reason = not_covered(kept, row)
+                if reason is not None:
+                    return Upsert(kept, reason)
+            new = pd.concat([old[~same], new], ignore_index=True)
         write_table(path, new)
-        return row
+        return Upsert(row)
 
 
 def is_missing(value: Any) -> bool:

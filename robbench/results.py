@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from robbench.attacks import AttackResult
-from robbench.config import NORMS
+from robbench.attacks import ATTACKS, AttackResult
+from robbench.config import NORMS, SUCCESS_TOL
 from robbench.locks import locked
 from robbench.records import (Column, RecordError, Schema, is_date, is_dict, is_int, is_int_list,
                               is_non_negative,
@@ -45,6 +45,32 @@ ATTACKS_DIR = "attacks"
 DIAGNOSTICS = "diagnostics.json"
 LOCK = ".lock"
 ANALYSES_DIR = "analyses"  # runs/<model>/<sha12>/analyses/: robbench.analysis.records
+
+
+def norm_slack(eps: float) -> float:
+    """How far beyond (or short of) ε a norm may lie by float rounding alone (attacks
+    measure norms in float32); the same slack as the silent-success re-check."""
+    return SUCCESS_TOL * max(eps, 1e-3)
+
+
+def verdict_problem(frame: pd.DataFrame, eps: float, minimum_norm: bool) -> str | None:
+    """What an attack record claims must make sense under its threat model, beyond its
+    hash and types: a success is a point within ε (for every attack); for a
+    minimum-norm attack, whose norms may lie beyond ε, a sample left robust has no
+    adversarial within ε. The first row that breaks this, or None."""
+    success, norm = frame["success"].to_numpy(dtype=bool), frame["norm"].to_numpy()
+    slack = norm_slack(eps)
+    beyond = np.flatnonzero(success & (norm > eps + slack))
+    if len(beyond):
+        i = beyond[0]
+        return (f"sample {frame['index'].iloc[i]}: a success with norm {norm[i]:.6g}, beyond "
+                f"eps {eps:g} (outside the threat model)")
+    within = np.flatnonzero(~success & (norm < eps - slack)) if minimum_norm else []
+    if len(within):
+        i = within[0]
+        return (f"sample {frame['index'].iloc[i]}: counted robust, but this minimum-norm attack "
+                f"found an adversarial at norm {norm[i]:.6g}, within eps {eps:g}")
+    return None
 
 
 def _clean_is_consistent(frame: pd.DataFrame) -> str | None:
@@ -220,7 +246,16 @@ class RunStore:
         for name, valid in ATTACK_META_FIELDS.items():
             if name not in meta or not valid(meta[name]):
                 raise RecordError(f"{path}: metadata field {name!r} missing or invalid")
+        self._check_verdicts(attack_id, frame)
         return frame, meta
+
+    def _check_verdicts(self, attack_id: str, frame: pd.DataFrame) -> None:
+        """A record's hash proves who wrote it, not that it makes sense (verdict_problem):
+        checked on every read and before every write."""
+        minimum_norm = attack_id in ATTACKS and ATTACKS.get(attack_id).minimum_norm
+        problem = verdict_problem(frame, self.run_keys()["eps"], minimum_norm)
+        if problem:
+            raise RecordError(f"{self.attack_path(attack_id)}: {problem}")
 
     def start_attack(self, attack_id: str, params: dict[str, Any], replace: bool = False) -> pd.DataFrame:
         """Rows already computed with these exact parameters (empty for a new attack).
@@ -261,6 +296,7 @@ class RunStore:
                                   f"{attack_id} with other parameters; run again")
             frame, meta = found
             frame = pd.concat([frame[~frame["index"].isin(new["index"])], new], ignore_index=True)
+            self._check_verdicts(attack_id, frame)
             seen = meta["versions"] + ([versions] if versions not in meta["versions"] else [])
             meta = {**meta, "seconds": meta["seconds"] + seconds, "date": today(),
                     "flags": sorted(set(meta["flags"]) | set(result.flags)), "versions": seen}
