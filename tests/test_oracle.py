@@ -26,14 +26,15 @@ def test_independent_libraries_break_no_linf_sample_robbench_counts_as_robust(on
 
 
 def test_independent_l2_sources_break_no_sample_robbench_counts_as_robust(one_thread, monkeypatch):
-    """All three L2 sources (gradient + Square, another Square, minimum-norm FMN), with
-    small budgets: the committed row's worst case holds against each."""
-    monkeypatch.setattr(oracle_module, "SQUARE_QUERIES", 300)
+    """The L2 sources (AutoAttack's gradient, minimum-norm and Square stages; FMN), FMN
+    with a small budget, on the samples the row counts robust: the committed row's worst
+    case holds against each, and no sample the row breaks is attacked again."""
     monkeypatch.setattr(oracle_module, "FMN_STEPS", 50)
-    result = oracle("mat-digits", 12, oracle_module.LIBRARY_ATTACKS["L2"], "cpu", None,
-                    REPO_ROOT / "runs", REPO_ROOT / "leaderboards", "L2")
-    assert set(result["library"]) == {"pyautoattack", "torchattacks-square", "foolbox-fmn"}
+    result = oracle("mat-digits", 24, oracle_module.LIBRARY_ATTACKS["L2"], "cpu", None,
+                    REPO_ROOT / "runs", REPO_ROOT / "leaderboards", "L2", robust_only=True)
+    assert set(result["library"]) == {"pyautoattack", "foolbox-fmn"}
     assert result["norm"] == "L2" and result["missed"] == 0
+    assert result["library_worst"] == result["robbench_worst"] > 0
 
 
 class Constant(nn.Module):
