@@ -186,18 +186,21 @@ def test_from_foolbox_own_starts_pgd_fools_every_sample_foolbox_fools(nominal_di
     foolbox the last, from the same replayed start. A short PGD at a small ε, where what is
     found depends on the start (from robbench's own starts, seeds 4 and 7 each miss a
     sample that foolbox fools). The two libraries' arithmetic differs (eagerpy, and the
-    replay's batch), so rounding may part one trajectory per seed: peer_only <= 1; a
-    replay that missed the peer's starts leaves several."""
+    replay's batch), so rounding may part one trajectory: peer_only <= 1 over the four
+    seeds; a replay from other starts leaves 2 (seeds 4 and 7)."""
     from benchmarks.attacks import paired_found, restarts_loop
 
     model, pgd, eps = nominal_digits.eval(), PGD(id="t", norm="Linf", steps=3, restarts=2), 0.03
     x, y = digits_test.x[:100], digits_test.y[:100]
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device="cpu")
     attack = fb.attacks.LinfPGD(abs_stepsize=pgd.step_fraction * eps, steps=pgd.steps, random_start=True)
+    peer_only = 0
     for seed in range(4, 8):
         lives: list[torch.Tensor] = []
         torch.manual_seed(seed)
         fooled = restarts_loop(lambda a, b: attack(fmodel, a, b, epsilons=eps)[1], model, x, y,
                                pgd.restarts, lives)
         counts = paired_found(pgd, "foolbox", model, x, y, eps, seed, lives, fooled)
-        assert counts["peer_only"] <= 1 and counts["robbench"] >= counts["peer"] - 1 > 0
+        assert counts["peer"] > 0 and counts["robbench"] >= counts["peer"] - counts["peer_only"]
+        peer_only += counts["peer_only"]
+    assert peer_only <= 1
