@@ -315,14 +315,22 @@ def test_changed_decision_rule_fails_on_the_configuration_before_any_attack(
                     "manifest's: d_near=1 (manifest null); pass --allow-params to check it anyway")
 
 
-def test_allow_params_lets_the_changed_decision_rule_through_to_the_attacks(clustr_row, masked, capsys):
-    # Whether the attacks then pass it is not asserted: d_near=1 leaves pgd20 one sample
-    # at n=20 here (a logit gap of about 1, no margin), which is exactly the tolerance's
-    # floor, so rounding decides pass or fail. What allow-params decides is that every
-    # attack runs and the configuration is reported, not refused.
-    code = check(clustr_row, "--checkpoint", str(masked["dnear"]), "--allow-params", "--json",
-                 model="clustr-digits")
-    result = json.loads(capsys.readouterr().out)
+@pytest.fixture(scope="module")
+def dnear_checked(clustr_row, masked) -> tuple[int, dict]:
+    """(exit code, JSON) of `check --allow-params --tolerance 0` on the d_near=1 header,
+    run once for the two tests below."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = check(clustr_row, "--checkpoint", str(masked["dnear"]), "--allow-params",
+                     "--tolerance", "0", "--json", model="clustr-digits")
+    return code, json.loads(out.getvalue())
+
+
+def test_allow_params_lets_the_changed_decision_rule_through_to_the_attacks(dnear_checked):
+    # Whether the attacks then pass it is not asserted here: d_near=1 leaves pgd20 one
+    # sample at n=20 (a logit gap of about 1, no margin), so rounding decides it. What
+    # allow-params decides is that every attack runs and the configuration is reported.
+    code, result = dnear_checked
     assert code == (0 if result["passed"] else 1)
     assert result["evaluated"] and result["allow_params"]
     assert result["config_differences"] == ["d_near=1 (manifest null)"]
@@ -331,17 +339,15 @@ def test_allow_params_lets_the_changed_decision_rule_through_to_the_attacks(clus
         "clean_acc", "pgd20", "adaptive", "aa", "worst_case_acc"]
 
 
-def test_allow_params_with_no_tolerance_shows_the_changed_rules_masking_signature(
-        clustr_row, masked, capsys):
+def test_allow_params_with_no_tolerance_shows_the_changed_rules_masking_signature(dnear_checked):
     # The changed rule's signature is one sample at n=20 (see above): here pgd20 rises
     # from 0 to 5% while adaptive and aa keep the worst case at 0. On a CPU whose rounding
     # lets pgd20 break that sample, there is nothing to see and the check must pass;
     # both outcomes are specified, each from the check's own measurements.
-    code = check(clustr_row, "--checkpoint", str(masked["dnear"]), "--allow-params",
-                 "--tolerance", "0", "--json", model="clustr-digits")
-    result = json.loads(capsys.readouterr().out)
+    code, result = dnear_checked
     by_name = metrics_of(result)
     pgd20, worst = by_name["pgd20"], by_name["worst_case_acc"]
+    assert result["tolerance"] == "0"
     assert all(m["tolerance"] == 0 for m in result["metrics"] if m["recorded_in_row"])
     if pgd20["measured"] > pgd20["recorded"] and worst["measured"] <= worst["recorded"]:
         assert code == 1 and "masking" in result["checks_fired"]
