@@ -161,9 +161,17 @@ def test_every_analysis_writes_its_plot(tmp_path, what, models):
     assert report.lines and json.dumps(report.as_dict())
 
 
-def test_synthetic_moons_experiment_runs_end_to_end(tmp_path):
-    report = experiment("moons", n=200, epochs=2, plot=tmp_path / "moons.png")
-    assert set(report.data["variants"]) == {"random init", "warm start (CE pretraining)"}
+def test_on_moons_the_warm_start_certifies_more_than_the_random_init(tmp_path):
+    # METHODS 4.1 / ClusTR: CE pretraining before the magnet loss gives larger certified
+    # radii. Here (seed 0, 5 epochs) at the largest reported radius the warm start
+    # certifies 26.7% of the 60 test points and the random init none: a gap of 16 points,
+    # far beyond what rounding in training can move.
+    report = experiment("moons", n=200, epochs=5, plot=tmp_path / "moons.png")
+    variants = report.data["variants"]
+    assert set(variants) == {"random init", "warm start (CE pretraining)"}
+    cold, warm = variants["random init"], variants["warm start (CE pretraining)"]
+    assert cold["clean_acc"] > 80 and warm["clean_acc"] > 80
+    assert warm["certified_acc"][-1] >= cold["certified_acc"][-1] + 10
     assert (tmp_path / "moons.png").read_bytes()[:8] == PNG_MAGIC
 
 

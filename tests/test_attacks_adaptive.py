@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from robbench.attacks.base import sample_generator
 from robbench.attacks.pgd import ascent_direction, project, random_start
 from robbench.attacks.targeted import TargetedResult
 from robbench.attacks.transfer import substitute_model
+from robbench.defenses import DEFENSES
 from robbench.defenses.magnet import MagnetModel
 from robbench.defenses.mat import MATSOBIBOModel
 from robbench.defenses.mmc import MMCModel
@@ -238,10 +240,19 @@ def test_suite_success_is_the_or_of_its_sub_attacks(model_id, zoo, digits_test):
     assert (combined.n_forward[first] == alone[0].n_forward[first]).all()
 
 
-def test_suite_params_are_static():
+def test_suite_params_cover_every_sub_attack_any_defense_resolves_to():
+    """One registered suite serves every model and cached results are keyed on its static
+    params(): whatever a defense resolves to must be in them, with its own parameters."""
     suite = ATTACKS.get("adaptive")
-    assert suite.params() == suite.params()
-    assert "adaptive-magnet" in suite.params()["sub_attacks"]
+    static = suite.params()["sub_attacks"]
+    resolved = 0
+    for name in DEFENSES:
+        ids = DEFENSES.get(name).adaptive_attacks
+        if ids:
+            for attack in suite.sub_attacks(SimpleNamespace(adaptive_attacks=ids)):
+                assert static.get(attack.id) == attack.params(), (name, attack.id)
+                resolved += 1
+    assert resolved >= 10 and "adaptive-magnet" in static
 
 
 # --- transfer -------------------------------------------------------------------------

@@ -31,7 +31,8 @@ def test_a_timing_rerun_prices_the_committed_passes_at_its_seconds_per_pass():
              "ddn": pd.DataFrame({"n_forward": [100], "n_backward": [100]})}  # 200 passes in 1 s
     records = {"cw": (rerun["cw"], {"seconds": 2.0}), "ddn": (rerun["ddn"], {"seconds": 1.0})}
     seconds = priced(committed, records, rerun)
-    assert seconds == 2.0 / 1000 * 2600 + 1.0 / 200 * 400
+    # cw: 2 ms a pass x 2 x 1300 committed passes = 5.2 s; ddn: 5 ms x 2 x 200 = 2.0 s
+    assert seconds == pytest.approx(7.2)
 
 
 def test_a_timing_rerun_reports_the_breaks_the_suite_left_robust_on_the_samples_it_reran():

@@ -307,10 +307,13 @@ def test_defense_params_and_state_dict_rebuild_the_same_model(defense_id, params
 
 @pytest.mark.parametrize("defense_id", ["magnet", "mmc", "mat-ftc", "drp"])
 def test_fixed_and_estimated_tensors_are_buffers_saved_in_the_state_dict(defense_id):
-    keys = set(build(defense_id, 16).state_dict())
+    model = build(defense_id, 16)
     expected = {"magnet": {"centres", "sigma2"}, "mmc": {"centres"}, "mat-ftc": {"centres"},
                 "drp": {"prototypes"}}[defense_id]
-    assert expected <= keys
+    buffers, parameters = dict(model.named_buffers()), dict(model.named_parameters())
+    assert expected <= set(buffers) and not expected & set(parameters)  # no optimiser moves them
+    state = model.state_dict()
+    assert all(torch.equal(state[name], buffers[name]) for name in expected)
 
 
 @pytest.mark.parametrize("defense_id,attacks", sorted(ADAPTIVE.items()))
