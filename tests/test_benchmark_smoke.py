@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-MODULES = ["attacks", "cascade", "cifar_path", "cw_budget", "fake_cifar", "suite_table", "zoo_table"]
+MODULES = ["attacks", "cascade", "cifar_path", "cw_budget", "fake_cifar", "l2_suite", "oracle", "square_draws",
+           "suite_table", "zoo_table"]
 
 
 def run_module(monkeypatch, name: str, *argv: str) -> None:
@@ -95,3 +96,13 @@ def test_zoo_table_evaluates_the_models_it_is_given(workdir, monkeypatch, capsys
     assert any(line.startswith("| model ") and "fgsm" in line for line in lines)
     assert any(line.startswith("| nominal-digits ") and " 3 " in line for line in lines)
     assert (workdir / "leaderboards" / "digits-Linf.csv").exists()  # written in tmp, as eval does
+
+
+def test_square_draws_report_how_the_union_of_their_breaks_grows(monkeypatch, tmp_path):
+    out = tmp_path / "draws.json"
+    run_module(monkeypatch, "square_draws", "--model", "mat-digits", "--draws", "2", "--queries", "20",
+               "--n-examples", "24", "--runs-dir", str(REPO_ROOT / "runs"), "--out", str(out))
+    row, = json.loads(out.read_text())
+    first, second = row["draws"]
+    assert row["row_robust"] >= 1 and first["new"] == first["broke"] == first["union"]
+    assert second["union"] == first["union"] + second["new"] == len(row["union_broken_samples"])
