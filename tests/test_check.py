@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from model_zoo.zoo import MODELS, checkpoint_meta, load_model
+from robbench.diagnostics import NO_GRADIENT_FREE
 from robbench import check as check_module
 from robbench.check import CheckResult, Metric, auto_tolerance, config_check, new_flags, strong_attacks
 from robbench.checkpoints import save_checkpoint
@@ -386,11 +387,13 @@ def test_a_row_measured_with_masked_gradients_fails_on_the_strong_attacks(mmc_ro
 def test_flags_the_row_already_has_do_not_fail_the_check_whatever_their_numbers(mmc_row, tmp_path, capsys):
     board = pd.read_csv(mmc_row / "tmp.csv", dtype=str, keep_default_na=False)
     assert "zero CE input gradient on" in board.loc[0, "unreliable"]  # the row's own numbers
+    assert NO_GRADIENT_FREE["reason"] in board.loc[0, "unreliable"]  # the row records no Square
     board.loc[0, "unreliable"] = ("zero CE input gradient on 93% of 64 clean inputs; PGD-CE at "
-                                  "Linf eps=0.5 leaves 51% accuracy (chance 10%, 64 points)")
+                                  "Linf eps=0.5 leaves 51% accuracy (chance 10%, 64 points); "
+                                  + NO_GRADIENT_FREE["reason"])
     board.to_csv(tmp_path / "tmp.csv", index=False)
     result = json_result(capsys, check(tmp_path, "--no-strong", "--json", model="mmc-digits"), 0)
-    assert {f["check"] for f in result["unreliable_measured"]} == {"gradients", "large-eps"}
+    assert {f["check"] for f in result["unreliable_measured"]} == {"gradients", "large-eps", "gradient-free"}
     assert result["unreliable_new"] == [] and result["passed"]
 
 

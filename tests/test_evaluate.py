@@ -140,7 +140,7 @@ def test_committed_nominal_digits_reaches_95_percent_clean_accuracy(workdir, cap
 
 
 def test_minimum_norm_statistics_skip_failures_and_count_them(tmp_path):
-    store = new_store(tmp_path)
+    store = new_store(tmp_path, norm="L2", eps=1.0)  # C&W is an L2 attack: 0.5 lies within ε
     write_clean(store, [0] * 3, [0] * 3)
     write_attack(store, "cw", [True, False, False], norm=[0.5, float("inf"), 1.5])
     stats = summarize(store, 3, requested=["cw"])["attacks"]["cw"]
