@@ -214,9 +214,9 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
     # The full reference: every kind of source on record for these samples.
     full = ref_success.copy()
     sources = list(REFERENCE)
-    square_success = np.zeros(n, dtype=bool)
+    square_success, square_passes = np.zeros(n, dtype=bool), 0
     if square_rows is not None:
-        square_success = square_rows["success"].to_numpy(dtype=bool)
+        square_success, square_passes = square_rows["success"].to_numpy(dtype=bool), passes(square_rows)
         full |= square_success
         sources.append(GRADIENT_FREE)
     library = oracle_breaks(model_id, n, first, oracle_file)
@@ -224,7 +224,6 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
         full |= library
         sources.append("oracle")
     with_square = success | square_success
-    square_passes = passes(square_rows) if square_rows is not None else 0
     missed_full = np.flatnonzero(full & ~with_square)
     return {
         "model": model_id, "n": n, "first": first, "seed": seed,

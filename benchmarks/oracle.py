@@ -32,6 +32,7 @@ import torch
 
 from benchmarks.results_file import write_rows
 from model_zoo.zoo import MODELS, load_model
+from robbench.attacks.base import perturbation_norm
 from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
 from robbench.leaderboard import read_table
@@ -107,11 +108,8 @@ def library_attack(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.
 def broken(model: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
            eps: float, norm: str = "Linf") -> torch.Tensor:
     """Per sample: x_adv is in the box, within ε of x and misclassified (robbench's check)."""
-    delta = (x_adv - x).flatten(1)
-    if norm == "Linf":
-        inside = delta.abs().amax(dim=1) <= eps + 1e-6
-    else:
-        inside = delta.norm(dim=1) <= eps * (1 + 1e-5)
+    size = perturbation_norm(x_adv - x, norm)
+    inside = size <= (eps + 1e-6 if norm == "Linf" else eps * (1 + 1e-5))
     in_box = (x_adv >= 0).flatten(1).all(dim=1) & (x_adv <= 1).flatten(1).all(dim=1)
     wrong = torch.cat([model(x_adv[i:i + BATCH]).argmax(1) for i in range(0, len(y), BATCH)]) != y
     return (inside & in_box & wrong).cpu()

@@ -39,8 +39,7 @@ import torch.nn.functional as F
 
 from robbench.attacks.base import ATTACKS, AttackResult, perturbation_norm, sample_generator
 from robbench.attacks.pgd import ascent_step, random_start
-from robbench.config import SUCCESS_TOL
-from robbench.results import RunStore
+from robbench.results import RunStore, norm_slack
 
 SUBSAMPLE = 64  # points used by the model checks
 ZERO_GRADIENT_SHARE = 0.10  # flag when more than this share of input gradients is exactly 0
@@ -280,7 +279,7 @@ def success_mismatch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     x_adv = result.x_adv.to(x.device, x.dtype)
     fooled = (model(x_adv).argmax(dim=1) != y).cpu()
     size = perturbation_norm(x_adv - x, norm).cpu()
-    slack = SUCCESS_TOL * max(eps, 1e-3)
+    slack = norm_slack(eps)
     inside = size <= eps + slack
     surely_inside = size <= eps - slack if minimum_norm else inside
     reported = result.success.cpu().bool()
