@@ -21,15 +21,17 @@ seconds_ratio     new seconds / the committed cw + ddn seconds for those n sampl
                   results still come from the committed run
 missed            samples the committed cw or ddn break within ε (success True) that
                   l2-suite leaves robust: must be 0
-missed_full       samples the full reference breaks that l2-suite together with the
-                  committed square-l2 leaves robust: must be 0. The full reference is
-                  the union of sources of different kinds (`full_reference`): cw, ddn
-                  (minimum-norm, gradient), square-l2 (gradient-free) and, where
+missed_full       samples the full reference breaks that l2-suite together with its
+                  companions in `standard-l2` (COMPANIONS: square-l2, square-l2-long,
+                  fab-t-l2; the committed records) leaves robust: must be 0. The full
+                  reference is the union of sources of different kinds
+                  (`full_reference`): cw, ddn (minimum-norm, gradient), the companions
+                  (Square: gradient-free; FAB-T: minimum-norm) and, where
                   benchmarks.oracle covered the same samples, its libraries
                   (results-oracle-mnist-t10k-L2.json). missed_full_suite_alone counts
                   those the suite alone leaves robust: the gradient attacks' blind spot
-cost_ratio_with_square
-                  (suite + square-l2 passes) / (cw + ddn + square-l2 passes)
+cost_ratio_with_companions
+                  (suite + companions' passes) / (cw + ddn + companions' passes)
 worst_case_acc    % of the n samples l2-suite leaves robust (clean misclassification
                   counts as broken); reference_worst_case_acc: likewise for cw + ddn
 
@@ -42,7 +44,7 @@ rerun_breaks_left_robust (those the re-run breaks within ε and l2-suite leaves 
 With --models, those models' rows replace theirs in the file and the others stay.
 `--seed 1` re-draws the suite's randomness; `--first 500 --n-examples 500` judges it
 on test points 500-999, which its stage radii were not set on (the store given with
---runs-dir must hold cw, ddn and square-l2 there: copy the committed run directory
+--runs-dir must hold cw, ddn and the companions there: copy the committed run directory
 and resume it with `robbench eval --n-examples 1000 --runs-dir DIR`). Write those to
 another --out.
 """
@@ -64,13 +66,14 @@ from model_zoo.zoo import MODELS, load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.l2_suite import L2Suite
 from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR,
-                             THREAT_DEFAULTS)
+                             STANDARD_ATTACKS, THREAT_DEFAULTS)
 from robbench.datasets import load_split
 from robbench.results import RunStore, run_dir
 
 DATASET = "mnist-t10k"
 REFERENCE = ("cw", "ddn")
-GRADIENT_FREE = "square-l2"
+# the attacks `standard-l2` runs beside the suite, which the suite is never without
+COMPANIONS = tuple(a for a in STANDARD_ATTACKS["standard-l2"] if a not in (*REFERENCE, "l2-suite"))
 DEFAULT_OUT = Path("benchmarks/results-l2-suite.json")
 ORACLE_FILE = Path(__file__).parent / f"results-oracle-{DATASET}-L2.json"
 
@@ -174,10 +177,12 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
     ids = range(first, first + n)
     records, frames = reference_records(store, model_id, first + n)
     rows = {a: f.loc[ids] for a, f in frames.items()}
-    square = store.load_attack(GRADIENT_FREE)
-    square_rows = square[0].set_index("index").reindex(ids) if square is not None else None
-    if square_rows is not None and square_rows["success"].isna().any():
-        square_rows = None  # the record does not cover these samples
+    companion_rows = {}
+    for companion in COMPANIONS:
+        record = store.load_attack(companion)
+        here = record[0].set_index("index").reindex(ids) if record is not None else None
+        if here is not None and not here["success"].isna().any():  # the record covers these samples
+            companion_rows[companion] = here
     clean = store.load_clean().set_index("index").loc[ids]
 
     test = load_split(entry.dataset, "test", data_root)
@@ -214,17 +219,18 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
     # The full reference: every kind of source on record for these samples.
     full = ref_success.copy()
     sources = list(REFERENCE)
-    square_success, square_passes = np.zeros(n, dtype=bool), 0
-    if square_rows is not None:
-        square_success, square_passes = square_rows["success"].to_numpy(dtype=bool), passes(square_rows)
-        full |= square_success
-        sources.append(GRADIENT_FREE)
+    companion_success, companion_passes = np.zeros(n, dtype=bool), 0
+    for companion, here in companion_rows.items():
+        companion_success |= here["success"].to_numpy(dtype=bool)
+        companion_passes += passes(here)
+        sources.append(companion)
+    full |= companion_success
     library = oracle_breaks(model_id, n, first, oracle_file)
     if library is not None:
         full |= library
         sources.append("oracle")
-    with_square = success | square_success
-    missed_full = np.flatnonzero(full & ~with_square)
+    with_companions = success | companion_success
+    missed_full = np.flatnonzero(full & ~with_companions)
     return {
         "model": model_id, "n": n, "first": first, "seed": seed,
         "cost_ratio": round(suite_passes / ref_passes, 4) if ref_passes else None,
@@ -237,9 +243,11 @@ def compare(model_id: str, attack: L2Suite, n_examples: int | None, device: str,
         "missed_full_suite_alone": int((full & ~success).sum()),
         "missed_full": int(len(missed_full)),
         "missed_full_indices": [first + int(i) for i in missed_full],
-        "worst_case_acc_with_square": round(100.0 * float((~with_square).mean()), 2),
-        "cost_ratio_with_square": (round((suite_passes + square_passes) / (ref_passes + square_passes), 4)
-                                   if square_rows is not None and ref_passes else None),
+        "companions": list(companion_rows),
+        "worst_case_acc_with_companions": round(100.0 * float((~with_companions).mean()), 2),
+        "cost_ratio_with_companions": (
+            round((suite_passes + companion_passes) / (ref_passes + companion_passes), 4)
+            if companion_rows and ref_passes else None),
         "eps": eps, "seconds": round(seconds, 1), "reference_seconds": round(ref_seconds, 1),
         "device": device_name(device), "reference_device": ref_device,
         "broke_by_stage": broke, "missed_indices": [first + int(i) for i in missed],
@@ -274,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
                         "reference records are the store's, seed 0)")
     parser.add_argument("--first", type=int, default=0,
                         help="first test index: 500 judges the suite on points it was not tuned on "
-                             "(the store in --runs-dir must then hold cw, ddn, square-l2 there)")
+                             "(the store in --runs-dir must then hold cw, ddn and the companions there)")
     parser.add_argument("--oracle-file", default=str(ORACLE_FILE),
                         help="benchmarks.oracle's L2 results: their breaks join the full reference")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
@@ -304,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(results, indent=2))
     bad = [r["model"] for r in results if r["missed"] or r["missed_full"]]
-    print(f"missed by l2-suite (+ square-l2 against the full reference): "
+    print(f"missed by l2-suite (+ its companions against the full reference): "
           f"{', '.join(bad) if bad else 'none'}", file=sys.stderr)
     raise SystemExit(1 if bad else 0)
 

@@ -10,6 +10,7 @@ import warnings
 import foolbox as fb
 import pytest
 import torch
+from pyautoattack import AutoAttack
 from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 
@@ -51,7 +52,7 @@ def outcome(request, nominal_digits, batch):
 
 def test_every_library_attack_is_registered():
     assert set(LIBRARY_IDS) == {"cw", "ddn", "aa", "aa-plus", "aa-rand", "apgd-ce", "apgd-dlr",
-                                "square", "aa-l2", "square-l2"}
+                                "square", "aa-l2", "square-l2", "square-l2-long", "fab-t-l2"}
     assert all(ATTACKS.get(i).minimum_norm == (i in ("cw", "ddn")) for i in LIBRARY_IDS)
 
 
@@ -159,6 +160,16 @@ def test_autoattack_warnings_become_flags_and_stay_off_the_console(
     assert flag in result.flags
     assert not leaked
     assert capsys.readouterr() == ("", "")
+
+
+def test_square_l2_long_reaches_pyautoattack_as_restarts_on_a_seed_apart_from_square_l2(nominal_digits):
+    """Its draws must not repeat square-l2's, which uses the run's seed on the same batch."""
+    attack = dataclasses.replace(ATTACKS.get("square-l2-long"), draws=3)
+    adversary = AutoAttack(nominal_digits, attacks=["square"], device="cpu", eps=1.0, norm="L2",
+                           seed=5, version="custom")
+    attack.configure(adversary)
+    assert adversary.square.n_restarts == 3 and adversary.get_seed() == 6
+    assert attack.gradient_free and attack.n_queries == 20000
 
 
 def test_flag_names():

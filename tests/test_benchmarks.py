@@ -57,13 +57,13 @@ def test_a_timing_rerun_with_other_attack_parameters_is_refused():
 
 def test_the_l2_suite_benchmark_judges_the_suite_against_every_source_on_record(tmp_path):
     """compare() runs end to end (it once raised TypeError) on a committed digits run with
-    a tiny suite; its full reference adds square-l2 and, given the oracle's file, the
-    libraries' breaks to cw + ddn. With an oracle that broke every sample, each sample the
-    suite and square-l2 leave robust is a miss. The samples cover one that the row counts
+    a tiny suite; its full reference adds the suite's companions in standard-l2 and, given
+    the oracle's file, the libraries' breaks to cw + ddn. With an oracle that broke every
+    sample, each sample the suite and its companions leave robust is a miss. The samples cover one that the row counts
     robust against everything, so at least one such miss exists on any CPU."""
     from dataclasses import replace
 
-    from benchmarks.l2_suite import compare
+    from benchmarks.l2_suite import COMPANIONS, compare
     from benchmarks.oracle import robbench_robust
     from robbench.attacks import ATTACKS
     from tests.conftest import REPO_ROOT
@@ -72,11 +72,12 @@ def test_the_l2_suite_benchmark_judges_the_suite_against_every_source_on_record(
     n = int(robbench_robust("mat-digits", 60, runs, "L2").nonzero()[0]) + 1
     tiny = replace(ATTACKS.get("l2-suite"), stages=("apgd-ce",), apgd_steps=2)
     plain = compare("mat-digits", tiny, n, "cpu", 64, None, runs)
-    assert plain["full_reference"] == ["cw", "ddn", "square-l2"] and plain["n"] == n
+    assert COMPANIONS == ("square-l2", "square-l2-long", "fab-t-l2")
+    assert plain["full_reference"] == ["cw", "ddn", *COMPANIONS] and plain["n"] == n
     oracle = tmp_path / "oracle.json"
     oracle.write_text(json.dumps([{"model": "mat-digits", "n": n, "library_broken_samples": list(range(n))}]))
     judged = compare("mat-digits", tiny, n, "cpu", 64, None, runs, oracle_file=oracle)
-    assert judged["full_reference"] == ["cw", "ddn", "square-l2", "oracle"]
+    assert judged["full_reference"] == ["cw", "ddn", *COMPANIONS, "oracle"]
     assert judged["full_reference_worst_case_acc"] == 0.0
-    left_robust = round(judged["worst_case_acc_with_square"] * n / 100)
+    left_robust = round(judged["worst_case_acc_with_companions"] * n / 100)
     assert judged["missed_full"] == left_robust >= 1

@@ -222,13 +222,13 @@ def test_model_checks_missing_for_the_samples_are_a_flag_not_silence(tmp_path):
     assert dg.unreliable_flags(store, 7, ["pgd20"]) == [dg.MISSING_MODEL_CHECKS, dg.NO_GRADIENT_FREE]
 
 
-@pytest.mark.parametrize("attacks", [["pgd100", "apgd-ce", "transfer"], ["cw", "ddn", "l2-suite"], ["aa-rand"],
+@pytest.mark.parametrize("attacks", [["pgd100", "apgd-ce", "transfer"], ["cw", "ddn", "l2-suite", "fab-t-l2"], ["aa-rand"],
                                      ["not-registered"]])
 def test_a_row_with_no_gradient_free_attack_on_record_is_flagged(attacks):
     assert dg.check_gradient_free(attacks).flags() == [dg.NO_GRADIENT_FREE]
 
 
-@pytest.mark.parametrize("attacks", [["pgd20", "square"], ["cw", "square-l2"], ["aa"], ["aa-l2"],
+@pytest.mark.parametrize("attacks", [["pgd20", "square"], ["cw", "square-l2"], ["cw", "square-l2-long"], ["aa"], ["aa-l2"],
                                      ["standard-cascade"]])
 def test_square_alone_or_inside_autoattack_or_a_cascade_counts_as_gradient_free(attacks):
     assert dg.check_gradient_free(attacks).flags() == []
