@@ -57,3 +57,13 @@ def test_the_cifar_path_training_time_and_accuracy_are_not_quoted():
     section = readme().split("### The CIFAR-10 path on a CPU")[1].split("### The results store")[0]
     assert not re.search(r"\d+(\.\d+)? s\b", section), "a timing with no committed source"
     assert "kept no committed record of its time or test accuracy" in section
+
+
+def test_the_profile_figures_are_not_quoted():
+    """The profile behind "where the overhead went" (its slowdown, call counts, step
+    shares and seconds) was never committed: the README explains it without numbers."""
+    bullet = readme().split("- `results-cpu-2core.json`")[1].split("- `results-oracle-")[0]
+    passage = bullet.split("Where the overhead went")[1].split("Adversarials found")[0]
+    assert "the profile was not committed, so its figures are not quoted" in passage
+    numbers = re.findall(r"\d+(?:\.\d+)?", passage)
+    assert numbers == ["9", "100"], f"untraced figures in the profile passage: {numbers}"
