@@ -67,3 +67,134 @@ def test_the_profile_figures_are_not_quoted():
     assert "the profile was not committed, so its figures are not quoted" in passage
     numbers = re.findall(r"\d+(?:\.\d+)?", passage)
     assert numbers == ["9", "100"], f"untraced figures in the profile passage: {numbers}"
+
+
+# --- benchmarks/results-cpu-2core.json (python -m benchmarks.attacks --json) ---------
+
+NUMBER_WORDS = {4: "four", 5: "five", 8: "eight"}
+
+
+def cpu_2core() -> list[dict]:
+    return results("results-cpu-2core.json")
+
+
+def robust_models(rows: list[dict]) -> list[dict]:
+    """The models PGD leaves robust on most samples: fewer than half the (seed, sample)
+    pairs fooled (the others, the "quick" ones, fall on nearly every sample)."""
+    return [r for r in rows if r["found"]["robbench"] < 0.5 * r["repeats"] * r["n"]]
+
+
+def slashed(values) -> str:
+    return " / ".join(str(v) for v in values)
+
+
+def test_the_bare_loop_and_peer_ratios_match_results_cpu_2core():
+    rows = cpu_2core()
+    repeats = {r["repeats"] for r in rows}
+    assert len(repeats) == 1
+    (repeats,) = repeats
+    assert all(len(r["found_per_seed"]["robbench"]) == repeats for r in rows)
+    min_seconds = {r["min_seconds"] for r in rows}
+    assert min_seconds == {1.0}
+    robust = robust_models(rows)
+    robust_mnist_n = {r["n"] for r in robust if r["model"].endswith("-mnist-t10k")}
+    assert len(robust_mnist_n) == 1
+    with_aa = [r for r in rows if "aa_overhead" in r]
+    assert not {r["model"] for r in with_aa} & {r["model"] for r in robust}
+    limit = [r["robbench_vs_limit"] for r in rows]
+    peers = [r[k] for r in robust for k in ("robbench_vs_foolbox", "robbench_vs_torchattacks")]
+    assert_quoted(
+        "(`python -m benchmarks.attacks --json`, one run covering all "
+        f"{NUMBER_WORDS[len(rows)]} models: {repeats} interleaved repeats, "
+        f"seeds 0–{repeats - 1}, medians and spreads; calls under {min_seconds.pop():g} s "
+        "timed as the mean of repeated calls; robust mnist-t10k models on their first "
+        f"{robust_mnist_n.pop()} points, AutoAttack on the {NUMBER_WORDS[len(with_aa)]} "
+        f"quick models): PGD-100 x 10 costs {min(limit):.2f}–{max(limit):.2f}x the bare "
+        "forward+backward loop on the same passes on every model ("
+        + ", ".join(f"{r['model']} {r['robbench_vs_limit']:.2f}" for r in rows)
+        + f") and {min(peers):.2f}–{max(peers):.2f}x foolbox and torchattacks on the "
+        "robust ones.")
+
+
+def test_the_same_start_adversarial_counts_match_results_cpu_2core():
+    rows = cpu_2core()
+    peer = []
+    for r in rows:
+        fb, ta = r["found_same_starts"]["foolbox"], r["found_same_starts"]["torchattacks"]
+        assert fb["robbench"] == ta["robbench"] and fb["peer"] == ta["peer"]
+        # "at least as many on every seed of every model", "peer_only 0 everywhere"
+        assert all(ours >= theirs for ours, theirs in zip(fb["robbench"], fb["peer"]))
+        assert not any(fb["peer_only"]) and not any(ta["peer_only"])
+        assert sum(fb["robbench"]) == r["found"]["robbench"]
+        assert r["found"]["foolbox"] == r["found"]["torchattacks"] == sum(fb["peer"])
+        peer.append(sum(fb["peer"]))
+    assert_quoted(
+        f"robbench {slashed(r['found']['robbench'] for r in rows)} against foolbox's and "
+        f"torchattacks' {slashed(peer)} on the {NUMBER_WORDS[len(rows)]} models in the "
+        "order above, at least as many on every seed of every model, and no sample that "
+        "a peer fooled is missed (`peer_only` 0 everywhere)")
+
+
+def test_the_own_start_and_borderline_counts_match_results_cpu_2core():
+    rows = cpu_2core()
+    for r in rows:
+        own = r["found_own_starts"]["summed"]
+        assert own["foolbox"] == own["torchattacks"]
+        assert r["borderline"]["found"]["foolbox"] == r["borderline"]["found"]["torchattacks"]
+    differ = [r for r in rows
+              if r["found_own_starts"]["summed"]["robbench"] != r["found_own_starts"]["summed"]["foolbox"]]
+    # every model with borderline samples is one whose own-start counts differ
+    assert [r["model"] for r in rows if r["borderline"]["samples"]] == [r["model"] for r in differ]
+    (seeds,) = {r["borderline"]["seeds"] for r in differ}
+    assert_quoted(
+        f"robbench {slashed(r['found_own_starts']['summed']['robbench'] for r in differ)} "
+        f"against {slashed(r['found_own_starts']['summed']['foolbox'] for r in differ)} on "
+        + ", ".join(r["model"] for r in differ)
+        + " (equal elsewhere); on the samples where outcomes differed (`borderline`: "
+        + ", ".join(str(len(r["borderline"]["samples"])) for r in differ)
+        + f" of them), {seeds} fresh seeds per method, own starts: robbench "
+        f"{slashed(r['borderline']['found']['robbench'] for r in differ)} against "
+        f"{slashed(r['borderline']['found']['foolbox'] for r in differ)}.")
+
+
+def test_the_autoattack_overhead_matches_results_cpu_2core():
+    with_aa = [r for r in cpu_2core() if "aa_overhead" in r]
+    assert with_aa
+    for r in with_aa:
+        assert r["aa_found"]["robbench"] == r["aa_found"]["pyautoattack"]
+    overhead = [100 * r["aa_overhead"] for r in with_aa]
+    assert_quoted(
+        f"AutoAttack through robbench: +{min(overhead):.1f}% to +{max(overhead):.1f}% of "
+        "pyautoattack called directly, same samples found.")
+
+
+# --- benchmarks/results-cascade.json (python -m benchmarks.cascade --json) -----------
+
+def test_the_cascade_timings_match_results_cascade():
+    from robbench.config import STANDARD_ATTACKS
+
+    rows = {r["model"]: r for r in results("results-cascade.json")}
+    assert set(rows) == {"at-digits", "trades-mnist-t10k", "nominal-digits"}
+    for r in rows.values():
+        assert tuple(r["attacks"]) == STANDARD_ATTACKS["standard"]  # "the standard L∞ set"
+        assert r["device"] == "cpu"
+        # "with the same worst case on every sample", "same worst case"
+        assert r["samples_that_differ"] == []
+        assert r["worst_case_acc"]["every_attack"] == r["worst_case_acc"]["cascade"]
+
+    def timing(model: str, size: str) -> str:
+        s = rows[model]["seconds"]
+        return f"{model} ({size}) {s['every_attack']:.1f} s → {s['cascade']:.1f} s"
+
+    at, trades, nominal = rows["at-digits"], rows["trades-mnist-t10k"], rows["nominal-digits"]
+    assert_quoted(
+        "`results-cascade.json`: on robust models the cascade saves little, because their "
+        "robust samples must survive every attack either way: "
+        f"{timing('at-digits', str(at['n']) + ' points')}, "
+        f"{timing('trades-mnist-t10k', 'first ' + str(trades['n']))}, with the same worst case "
+        "on every sample. On a model that falls quickly it skips most of the suite: "
+        f"{timing('nominal-digits', str(nominal['n']))} "
+        f"({nominal['speedup_passes']:.1f}x fewer passes), same worst case.")
+    # the file's own rounded ratio agrees with its pass counts
+    p = nominal["passes"]
+    assert round(p["every_attack"] / p["cascade"], 2) == nominal["speedup_passes"]
