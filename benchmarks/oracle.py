@@ -13,7 +13,9 @@ kinds, so that a blind spot shared by one family cannot hide a break:
 - L2: pyautoattack's standard L2 AutoAttack (APGD-CE, APGD-T, FAB-T: gradient and
   minimum-norm; Square: gradient-free, from its own seed and batches) and foolbox's
   FMN-L2 (minimum-norm; robbench's rows use foolbox only for C&W and DDN), its points
-  thresholded at ε; on the samples the row counts robust (ROBUST_ONLY). torchattacks'
+  thresholded at ε; on the samples the row counts robust (ROBUST_ONLY). The L2 rows run
+  pyautoattack's Square and FAB-T too (square-l2, square-l2-long, fab-t-l2), with other
+  seeds and batches: APGD-CE, APGD-T and FMN are the sources they share nothing with. torchattacks'
   Square-L2 is a port of the same Square and ran at over 10 minutes per model: not used.
 
 A library's point counts as broken only if it lies in [0, 1], within ε (1e-6 slack for

@@ -167,8 +167,9 @@ class SquareDraws(AutoAttackRun):
 
     Why: on the MNIST L2 zoo one 5000-query draw (`square-l2`, AutoAttack's setting) is
     far from converged: other draws, and above all longer ones, break samples it left
-    robust (benchmarks/results-square-draws.json). `seed_offset` keeps these draws apart
-    from square-l2's, which would repeat on the same batch and seed."""
+    robust (results-square-draws.json; the square-l2 and square-l2-long columns of the L2
+    leaderboards). `seed_offset` keeps these draws apart from square-l2's, which would
+    repeat on the same batch and seed."""
 
     version: str = "custom"
     attacks: tuple[str, ...] = ("square",)
