@@ -47,8 +47,8 @@ DATA_ROOT_ENV = "ROBBENCH_DATA"
 # overstated robustness by up to 27 points. The L2 set is C&W, DDN, the l2-suite
 # (gradient and minimum-norm), square-l2 (AutoAttack's Square, 5000 queries),
 # square-l2-long (another Square draw, of 20000 queries: one 5000-query draw is far
-# from converged on the MNIST L2 zoo) and fab-t-l2 (AutoAttack's targeted FAB, 9
-# targets: it breaks samples no Square draw did).
+# from converged on the MNIST L2 zoo) and fab-t-l2 (AutoAttack's targeted FAB at its
+# own 9 targets x 100 steps; the l2-suite runs FAB-T only in reduced form).
 STANDARD_ATTACKS: dict[str, tuple[str, ...]] = {
     "standard": ("pgd100", "apgd-ce", "apgd-dlr", "aa", "adaptive", "square", "transfer"),
     "standard-l2": ("cw", "ddn", "l2-suite", "square-l2", "square-l2-long", "fab-t-l2"),

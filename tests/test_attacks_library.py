@@ -167,7 +167,7 @@ def test_square_l2_long_reaches_pyautoattack_as_restarts_on_a_seed_apart_from_sq
     attack = dataclasses.replace(ATTACKS.get("square-l2-long"), draws=3)
     adversary = AutoAttack(nominal_digits, attacks=["square"], device="cpu", eps=1.0, norm="L2",
                            seed=5, version="custom")
-    attack.configure(adversary)
+    attack.configure(adversary, 5)
     assert adversary.square.n_restarts == 3 and adversary.get_seed() == 6
     assert attack.gradient_free and attack.n_queries == 20000
 
