@@ -1,4 +1,4 @@
-"""AutoAttack (pyautoattack) and its components: APGD-CE, APGD-DLR, Square.
+"""AutoAttack (pyautoattack) and its components: APGD-CE, APGD-DLR, FAB-T, Square.
 
 AutoAttack attacks only clean-correct points; clean-misclassified samples come back
 with success True and norm 0. The returned points are clipped into the ε-ball and
