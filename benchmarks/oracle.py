@@ -65,6 +65,12 @@ def robust_models(dataset: str, leaderboards: Path, norm: str = "Linf") -> list[
     return sorted(m for m in rows["model"] if m in MODELS)
 
 
+def row_n(model_id: str, leaderboards: Path, norm: str) -> int:
+    """The n of the model's committed leaderboard row: the samples an oracle must cover."""
+    table = read_table(leaderboards / f"{MODELS.get(model_id).dataset}-{norm}.csv").set_index("model")
+    return int(table.loc[model_id, "n_examples"])
+
+
 def robbench_robust(model_id: str, n: int, runs: Path, norm: str = "Linf") -> torch.Tensor:
     """Per sample: clean-correct and no attack on record succeeded (the row's worst case)."""
     entry = MODELS.get(model_id)
@@ -124,8 +130,7 @@ def oracle(model_id: str, n: int | None, attacks: tuple[str, ...], device: str,
     """One model's row. With robust_only, the libraries attack only the samples the row
     counts robust, and `library_worst` is the worst case of robbench's and their union."""
     entry = MODELS.get(model_id)
-    table = read_table(leaderboards / f"{entry.dataset}-{norm}.csv").set_index("model")
-    n = int(table.loc[model_id, "n_examples"]) if n is None else n
+    n = row_n(model_id, leaderboards, norm) if n is None else n
     eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
     model = load_model(model_id, device=device).model.eval()
     test = load_split(entry.dataset, "test", data_root)

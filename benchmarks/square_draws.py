@@ -17,12 +17,11 @@ from typing import Any
 
 import torch
 
-from benchmarks.oracle import broken, robbench_robust
+from benchmarks.oracle import broken, robbench_robust, row_n
 from benchmarks.results_file import write_rows
 from model_zoo.zoo import MODELS, load_model
-from robbench.config import RUNS_DIR, THREAT_DEFAULTS
+from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
-from robbench.leaderboard import read_table
 
 OUT = Path(__file__).parent / "results-square-draws.json"
 
@@ -33,9 +32,7 @@ def square_draws(model_id: str, draws: int, queries: int, data_root: str | None,
 
     entry = MODELS.get(model_id)
     eps = THREAT_DEFAULTS[entry.dataset].eps("L2")
-    if n is None:
-        table = read_table(Path("leaderboards") / f"{entry.dataset}-L2.csv").set_index("model")
-        n = int(table.loc[model_id, "n_examples"])
+    n = row_n(model_id, Path(LEADERBOARD_DIR), "L2") if n is None else n
     model = load_model(model_id).model.eval()
     test = load_split(entry.dataset, "test", data_root)
     robust = robbench_robust(model_id, n, runs, "L2").nonzero().squeeze(1)
