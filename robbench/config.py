@@ -46,10 +46,14 @@ DATA_ROOT_ENV = "ROBBENCH_DATA"
 # on samples that Square breaks at 1.97 (ε = 2), and a row with gradient attacks only
 # overstated robustness by up to 27 points. The L2 set is C&W, DDN, the l2-suite
 # (gradient and minimum-norm), square-l2 (AutoAttack's Square, 5000 queries),
-# square-l2-long (another Square draw, of 20000 queries: one 5000-query draw is far
-# from converged on the MNIST L2 zoo) and fab-t-l2 (AutoAttack's targeted FAB at its
-# own 9 targets x 100 steps; the l2-suite runs FAB-T only in reduced form).
+# square-l2-long and square-l2-long2 (two more Square draws, of 20000 queries each: one
+# 5000-query draw is far from converged on the MNIST L2 zoo, and the L2 oracle's own
+# draw broke samples that square-l2 and one long draw left), fab-t-l2 and apgd-t-l2
+# (AutoAttack's targeted FAB and targeted APGD at their own 9 targets x 100 steps; the
+# l2-suite runs them only in reduced form, and the oracle's APGD-T broke a mat-digits
+# sample every other attack left robust).
 STANDARD_ATTACKS: dict[str, tuple[str, ...]] = {
     "standard": ("pgd100", "apgd-ce", "apgd-dlr", "aa", "adaptive", "square", "transfer"),
-    "standard-l2": ("cw", "ddn", "l2-suite", "square-l2", "square-l2-long", "fab-t-l2"),
+    "standard-l2": ("cw", "ddn", "l2-suite", "square-l2", "square-l2-long", "fab-t-l2",
+                    "apgd-t-l2", "square-l2-long2"),
 }

@@ -52,7 +52,8 @@ def outcome(request, nominal_digits, batch):
 
 def test_every_library_attack_is_registered():
     assert set(LIBRARY_IDS) == {"cw", "ddn", "aa", "aa-plus", "aa-rand", "apgd-ce", "apgd-dlr",
-                                "square", "aa-l2", "square-l2", "square-l2-long", "fab-t-l2"}
+                                "square", "aa-l2", "square-l2", "square-l2-long", "fab-t-l2",
+                                "apgd-t-l2", "square-l2-long2"}
     assert all(ATTACKS.get(i).minimum_norm == (i in ("cw", "ddn")) for i in LIBRARY_IDS)
 
 

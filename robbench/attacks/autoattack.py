@@ -191,4 +191,6 @@ register_attack(AutoAttackRun(id="square", norm="Linf", version="custom", attack
 register_attack(AutoAttackRun(id="aa-l2", norm="L2", version="standard"))
 register_attack(AutoAttackRun(id="square-l2", norm="L2", version="custom", attacks=("square",)))
 register_attack(SquareDraws(id="square-l2-long", norm="L2"))
+register_attack(SquareDraws(id="square-l2-long2", norm="L2", seed_offset=2))
+register_attack(AutoAttackRun(id="apgd-t-l2", norm="L2", version="custom", attacks=("apgd-t",)))
 register_attack(AutoAttackRun(id="fab-t-l2", norm="L2", version="custom", attacks=("fab-t",)))
