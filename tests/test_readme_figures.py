@@ -1,6 +1,7 @@
-"""Every measurement the README quotes comes from a committed results file, and these
-tests hold the two together: each builds the README's sentence from the file's values,
-rounded as the README prints them, and looks for it in the README. A changed figure on
+"""Every measurement the documentation quotes comes from a committed results file, and
+these tests hold the two together: each builds the sentence from the file's values,
+rounded as it is printed, and looks for it in benchmarks/README.md, where the
+measurements live (README.md and docs/ link there and quote none). A changed figure on
 either side fails here. Only files are read; nothing is measured."""
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ BENCHMARKS = REPO_ROOT / "benchmarks"
 
 @lru_cache(maxsize=None)
 def readme() -> str:
-    """The README with every run of whitespace (line breaks and indents included)
+    """benchmarks/README.md with every run of whitespace (line breaks and indents included)
     collapsed to one space, so a sentence is found however it is wrapped."""
-    return re.sub(r"\s+", " ", (REPO_ROOT / "README.md").read_text())
+    return re.sub(r"\s+", " ", (BENCHMARKS / "README.md").read_text())
 
 
 def results(name: str):
@@ -26,7 +27,7 @@ def results(name: str):
 
 
 def assert_quoted(sentence: str) -> None:
-    assert sentence in readme(), f"the README does not say: {sentence!r}"
+    assert sentence in readme(), f"benchmarks/README.md does not say: {sentence!r}"
 
 
 def pct(value: float) -> str:
@@ -52,16 +53,16 @@ def test_the_cifar_path_figures_match_results_cifar_path_cpu():
 
 def test_the_cifar_path_training_time_and_accuracy_are_not_quoted():
     """No committed file holds the training run's seconds or accuracy (the JSON holds
-    the evaluations only), so the README must not quote any."""
+    the evaluations only), so the documentation must not quote any."""
     assert "training" not in results("results-cifar-path-cpu.json")
-    section = readme().split("### The CIFAR-10 path on a CPU")[1].split("### The results store")[0]
+    section = readme().split("## The CIFAR-10 path on a CPU")[1]
     assert not re.search(r"\d+(\.\d+)? s\b", section), "a timing with no committed source"
     assert "kept no committed record of its time or test accuracy" in section
 
 
 def test_the_profile_figures_are_not_quoted():
     """The profile behind "where the overhead went" (its slowdown, call counts, step
-    shares and seconds) was never committed: the README explains it without numbers."""
+    shares and seconds) was never committed: benchmarks/README.md explains it without numbers."""
     bullet = readme().split("- `results-cpu-2core.json`")[1].split("- `results-oracle-")[0]
     passage = bullet.split("Where the overhead went")[1].split("Adversarials found")[0]
     assert "the profile was not committed, so its figures are not quoted" in passage
