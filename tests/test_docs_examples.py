@@ -75,3 +75,28 @@ def test_the_code_blocks_run(doc, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tests.docs_runner", str(doc)], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{doc.name}:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+
+
+def test_the_methods_threat_table_is_the_protocol_in_config():
+    from robbench.config import THREAT_DEFAULTS
+
+    text = (REPO_ROOT / "docs" / "methods.md").read_text()
+    shown = {"8/255": 8 / 255}
+    for row in re.findall(r"^\| (`[^|]+) \| [^|]+ \| ([^|]+) \| ([^|]+) \|", text, flags=re.M):
+        linf, l2 = (shown.get(v.strip(), None) or float(v) for v in row[1:])
+        for dataset in re.findall(r"`([^`]+)`", row[0]):
+            assert (THREAT_DEFAULTS[dataset].linf_eps, THREAT_DEFAULTS[dataset].l2_eps) == (linf, l2)
+            shown.setdefault(dataset, 0)
+    assert set(THREAT_DEFAULTS) <= set(shown), "a dataset missing from methods.md's table"
+
+
+def test_the_presets_in_attacks_md_are_the_ones_in_config():
+    from robbench.config import STANDARD_ATTACKS
+
+    text = re.sub(r"\s+", " ", (REPO_ROOT / "docs" / "attacks.md").read_text())
+    for preset, members in STANDARD_ATTACKS.items():
+        listed = ", ".join(f"`{m}`" for m in members[:-1]) + f", `{members[-1]}`"
+        assert f"`{preset}`{' (L∞)' if preset == 'standard' else ''} is {listed}" in text, preset
+        table = text.split(f"`{preset}`", 1)[1]
+        for member in members:
+            assert f"`{member}`" in table, member
