@@ -9,13 +9,13 @@ import foolbox as fb
 import pytest
 import torch
 
-from model_zoo.zoo import load_model
+from robbench.zoo.lookup import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.base import run_in_batches
 from robbench.attacks.l2_suite import L2Suite, next_constants
 from robbench.attacks.losses import margin
 from robbench.attacks.minimum_norm import PassCounter
-from robbench.diagnostics import success_mismatch
+from robbench.evaluation.diagnostics import success_mismatch
 from pyautoattack.fab_pt import FABAttack_PT
 
 EPS = 1.0  # digits' protocol L2 ε

@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
-from model_zoo.zoo import MODELS, ModelEntry, build_model, checkpoint_meta
-from robbench.checkpoints import load_checkpoint, save_checkpoint, sha256_file
+from robbench.zoo.lookup import MODELS, ModelEntry, build_model, checkpoint_meta
+from robbench.zoo.checkpoints import load_checkpoint, save_checkpoint, sha256_file
 from robbench.cli import run
-from robbench.records import read_csv_record
-from robbench.results import ATTACK_SCHEMA
+from robbench.store.records import read_csv_record
+from robbench.store.runs import ATTACK_SCHEMA
 
 
 def fails_with_one_line(capsys, argv: list[str], pattern: str) -> None:

@@ -79,7 +79,7 @@ OBJECTIVES: dict[str, Objective] = {
     "feature": Objective(
         lambda model, f, z, x, y: (f - clean_features(model, x)).flatten(1).pow(2).sum(1),
         clean_forward=lambda model: True),
-    # the defense's own training loss on x' (OwnLossPGD calls it; robbench.external)
+    # the defense's own training loss on x' (OwnLossPGD calls it; robbench.evaluation.external)
     "own-loss": Objective(lambda model, f, z, x, y: z.new_zeros(len(y)), ("loss",),
                           "a model with a training loss", lambda model: True),
     # only logits are needed, so it applies to any model
@@ -150,7 +150,7 @@ ADAPTIVE_PGD: tuple[AdaptivePGD, ...] = tuple(
     for name, loss in [("ce", "ce"), ("dlr", "dlr"), ("margin", "margin"), ("magnet", "magnet"),
                        ("mmc", "mmc"), ("mmc-targeted", "mmc-targeted"), ("mat", "mat"),
                        ("prototype", "prototype"), ("trades", "trades-kl")])
-# For third-party models (robbench.external). Kept out of ADAPTIVE_PGD, whose parameters
+# For third-party models (robbench.evaluation.external). Kept out of ADAPTIVE_PGD, whose parameters
 # are part of `adaptive`'s recorded parameters: adding them there would invalidate every
 # `adaptive` row on record.
 EXTERNAL_ADAPTIVE_PGD: tuple[AdaptivePGD, ...] = (
