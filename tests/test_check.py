@@ -24,7 +24,8 @@ import torch
 from robbench.zoo.lookup import MODELS, checkpoint_meta, load_model
 from robbench.evaluation.diagnostics import NO_GRADIENT_FREE
 from robbench.evaluation import gate as check_module
-from robbench.evaluation.gate import CheckResult, Metric, auto_tolerance, config_check, new_flags, strong_attacks
+from robbench.evaluation.checkpoint_config import config_check
+from robbench.evaluation.gate import CheckResult, Metric, auto_tolerance, new_flags, strong_attacks
 from robbench.zoo.checkpoints import save_checkpoint
 from robbench.cli import run
 
