@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 from itertools import groupby
+from pathlib import Path
 
 from robbench.leaderboard.findings import (ALPHA, CLAIMS, EXPOSED, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED,
-                               REVERSED, SIZE_FRACTION, Figure, Finding)
+                                           REVERSED, SIZE_FRACTION, Figure, Finding)
 
 FINDINGS = "findings.md"
 INTRO = (
@@ -100,19 +101,7 @@ def render_findings_markdown(findings: list[Finding]) -> str:
     return "\n".join(lines) + "\n"
 
 
-FINDINGS_STYLE = """
-table.findings { border-collapse: collapse; font-size: .85rem; max-width: 80rem; }
-table.findings th, table.findings td { padding: .35rem .55rem; border-bottom: 1px solid #e3e7ee;
-                                       vertical-align: top; text-align: left; }
-table.findings th { background: #f1f4f9; }
-table.findings td.measured { font-size: .8rem; color: #4a5466; }
-.verdict { font-weight: 600; white-space: nowrap; }
-.verdict.reproduced { color: #1b6e2e; }
-.verdict.exposed { color: #a3370f; }
-.verdict.not-reproduced { color: #6b5400; }
-.verdict.reversed { color: #7a1f5c; }
-.verdict.not-measured { color: #7a8294; }
-"""
+FINDINGS_STYLE = (Path(__file__).resolve().parent / "templates" / "findings.css").read_text(encoding="utf-8")
 
 
 def _verdict_class(verdict: str) -> str:

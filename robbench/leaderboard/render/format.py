@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from robbench.config import THREAT_DEFAULTS
-from robbench.store.table import LEADING, TRAILING, is_missing, parse_name
 from robbench.leaderboard.papers import PAPER_DATASETS, is_metric, protocol_eps
+from robbench.store.table import LEADING, TRAILING, is_missing, parse_name
 
 NORM_LABEL = {"Linf": "L∞", "L2": "L2"}
 

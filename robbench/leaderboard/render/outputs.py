@@ -14,11 +14,11 @@ from pathlib import Path
 
 from robbench.leaderboard.findings import Finding
 from robbench.leaderboard.render.findings import FINDINGS, render_findings_html, render_findings_markdown
-from robbench.store.atomic import write_text_if_changed
-from robbench.store.table import parse_name, read_table
 from robbench.leaderboard.render.markdown import render_markdown
 from robbench.leaderboard.render.page import PAGE, render_html
 from robbench.leaderboard.render.plots import plot_group
+from robbench.store.atomic import write_text_if_changed
+from robbench.store.table import parse_name, read_table
 
 
 def leaderboard_files(out: Path) -> list[Path]:

@@ -1,88 +1,25 @@
-"""The static leaderboard page, index.html: sortable tables, the plots and the findings."""
+"""The static leaderboard page, index.html: sortable tables, the plots and the findings.
+Its HTML skeleton, style sheet and sorting script are files in templates/."""
 
 from __future__ import annotations
 
 import html
+import string
 from pathlib import Path
 
 import pandas as pd
 
 from robbench.leaderboard.render.findings import FINDINGS_STYLE
-from robbench.store.table import TRAILING, attack_columns, is_missing, parse_name
 from robbench.leaderboard.render.format import NORM_LABEL, fmt_cell, is_unreliable, table_title
+from robbench.store.table import TRAILING, attack_columns, is_missing, parse_name
 
 PAGE = "index.html"
 
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5rem 2rem;
-       color: #1d2330; background: #fff; }
-h1 { margin: 0 0 .3rem; font-size: 1.8rem; }
-h2 { margin-top: 2.2rem; border-bottom: 2px solid #dde3ec; padding-bottom: .2rem; }
-h3 { margin: 1.2rem 0 .4rem; font-size: 1.05rem; }
-p.lead { margin: 0 0 1rem; color: #4a5466; max-width: 70rem; }
-nav a { margin-right: 1rem; }
-figure { margin: .5rem 0 1rem; }
-figure img { max-width: 100%; border: 1px solid #e3e7ee; }
-.scroll { overflow-x: auto; }
-table.leaderboard { border-collapse: collapse; font-size: .85rem; white-space: nowrap; }
-table.leaderboard th, table.leaderboard td { padding: .3rem .55rem; border-bottom: 1px solid #e3e7ee; }
-table.leaderboard th { background: #f1f4f9; text-align: left; cursor: pointer; user-select: none;
-                       position: sticky; top: 0; }
-table.leaderboard th:hover { background: #e2e8f2; }
-table.leaderboard th[aria-sort=ascending]::after { content: " ▲"; }
-table.leaderboard th[aria-sort=descending]::after { content: " ▼"; }
-table.leaderboard td.num { text-align: right; font-variant-numeric: tabular-nums; }
-table.leaderboard td.key { font-weight: 600; }
-table.leaderboard td.wide { white-space: normal; min-width: 18rem; max-width: 30rem; font-size: .78rem;
-                            color: #5a6375; }
-table.leaderboard td:first-child { position: sticky; left: 0; background: #fff; }
-table.leaderboard th:first-child { position: sticky; left: 0; z-index: 1; }
-table.leaderboard tr.unreliable, table.leaderboard tr.unreliable td:first-child { background: #fff6e0; }
-table.leaderboard tr.unreliable td:first-child::before { content: "⚠ "; color: #b26a00; }
-table.leaderboard tr.paper td:first-child { font-style: italic; }
-.legend { font-size: .85rem; color: #4a5466; }
-#show-provenance:not(:checked) ~ main .prov { display: none; }
-label.toggle { font-size: .9rem; color: #4a5466; margin-left: .3rem; }
-section.papers { background: #fafbfd; border-top: 3px solid #c7cedb; margin-top: 3rem;
-                 padding: .2rem 1rem 1rem; }
-section.papers h3 { margin-top: 1.6rem; }
-table.leaderboard tr.unreliable td:first-child { cursor: help; }
-.marker { color: #b26a00; }
-"""
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+STYLE = (TEMPLATES / "page.css").read_text(encoding="utf-8")
+SCRIPT = (TEMPLATES / "page.js").read_text(encoding="utf-8")  # click a header to sort
+PAGE_TEMPLATE = string.Template((TEMPLATES / "page.html").read_text(encoding="utf-8"))
 
-SCRIPT = """
-// Click a header to sort by that column (numbers numerically, empty cells last);
-// click again to reverse.
-(function () {
-  function key(cell) {
-    var v = cell.getAttribute("data-sort");
-    if (v === null) { v = cell.textContent.trim(); }
-    if (v === "") { return null; }
-    var n = Number(v);
-    return isNaN(n) ? v : n;
-  }
-  document.querySelectorAll("table.sortable").forEach(function (table) {
-    var headers = table.tHead.rows[0].cells;
-    Array.prototype.forEach.call(headers, function (th, col) {
-      th.addEventListener("click", function () {
-        var ascending = th.getAttribute("aria-sort") !== "ascending";
-        Array.prototype.forEach.call(headers, function (h) { h.removeAttribute("aria-sort"); });
-        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-        var body = table.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = key(a.cells[col]), y = key(b.cells[col]);
-          if (x === null || y === null) { return (x === null) - (y === null); }
-          var c = (typeof x === "number" && typeof y === "number") ? x - y
-            : String(x).localeCompare(String(y), undefined, {numeric: true});
-          return ascending ? c : -c;
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      });
-    });
-  });
-})();
-"""
 
 # The default view: what a reader compares. Everything else is provenance, shown on demand.
 SHOWN = ["model", "defense", "clean_acc", "worst_case_acc"]
@@ -210,31 +147,6 @@ def render_html(groups: dict[tuple[str, str], list[Path]], tables: dict[Path, pd
                   'per-sample results exist, so each row\'s worst case is the minimum of its '
                   'reported accuracies, an upper bound, and every row is marked ⚠.</p>\n'
                   + "\n".join(paper_parts) + "\n</section>")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>robbench leaderboards</title>
-<style>{STYLE}{FINDINGS_STYLE if findings_section else ""}</style>
-</head>
-<body>
-<h1>robbench leaderboards</h1>
-<p class="lead">Clean and robust accuracy (%) of clustering- and prototype-based defenses and
-softmax baselines, measured by robbench on the zoo's models. <b>worst_case_acc</b> counts a
-sample as robust only if it is classified correctly and every attack on record fails on it;
-rows are sorted by it, and the columns after it are the attacks on record. Click a column
-header to sort by that column. <span class="marker">⚠</span> marks an unreliable row: hover
-over its model for the reason.</p>
-<input type="checkbox" id="show-provenance"><label class="toggle" for="show-provenance">show
-provenance columns (ε, n, seed, checkpoint, versions, date, source, reason, reference)</label>
-<main>
-<nav>{' '.join(nav)}</nav>
-{chr(10).join(sections)}
-{findings_section}
-{papers}
-</main>
-<script>{SCRIPT}</script>
-</body>
-</html>
-"""
+    return PAGE_TEMPLATE.substitute(
+        style=STYLE + (FINDINGS_STYLE if findings_section else ""), nav=" ".join(nav),
+        sections="\n".join(sections), findings=findings_section, papers=papers, script=SCRIPT)

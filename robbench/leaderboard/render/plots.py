@@ -6,8 +6,8 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from robbench.store.table import is_missing
 from robbench.leaderboard.render.format import NORM_LABEL, fmt_eps, is_unreliable
+from robbench.store.table import is_missing
 
 
 def plot_group(rows: list[dict[str, Any]], dataset: str, norm: str) -> str | None:
