@@ -96,6 +96,13 @@ class AdaptivePGD(PGD):
 
     steps: int = 100
 
+    @property
+    def kind(self) -> str:
+        return "adaptive"
+
+    def describe(self) -> str:
+        return f"PGD on the {self.loss} objective, {self.steps} steps x {self.restarts} restarts"
+
     def __post_init__(self) -> None:
         if self.loss not in OBJECTIVES:
             raise ValueError(f"unknown adaptive objective {self.loss!r}")
@@ -140,6 +147,9 @@ class OwnLossPGD(AdaptivePGD):
 
     loss: str = "own-loss"
 
+    def describe(self) -> str:
+        return f"PGD on the model's own loss, {self.steps} steps x {self.restarts} restarts"
+
     def objective(self, model: DefenseModel, x_adv: torch.Tensor, x: torch.Tensor,
                   y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return model.loss(x_adv, y), model(x_adv)
@@ -166,6 +176,13 @@ class AdaptiveSuite(Attack):
 
     steps: int | None = None
     restarts: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return "adaptive"
+
+    def describe(self) -> str:
+        return "the defense's own adaptive attacks, in turn"
 
     def sub_attacks(self, model: DefenseModel) -> list[Attack]:
         ids = getattr(model, "adaptive_attacks", ())  # a third-party model's are per instance

@@ -44,6 +44,18 @@ class Attack:
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def kind(self) -> str:
+        """One word for `robbench attacks`: gradient, adaptive, ensemble, score-based,
+        transfer, min-norm or cascade."""
+        return "min-norm" if self.minimum_norm else "gradient"
+
+    def describe(self) -> str:
+        """One line for `robbench attacks` (the full parameters: `params()`): by default
+        the first sentence of the class docstring."""
+        doc = " ".join((type(self).__doc__ or type(self).__name__).split())
+        return doc.split(". ")[0].rstrip(".")
+
 
 ATTACKS: Registry[Attack] = Registry("attack")
 use_attack_registry(ATTACKS)  # the store checks a minimum-norm attack's records as such

@@ -321,6 +321,9 @@ class L2Suite(Attack):
     cw_stepsize: float = 1e-2
     cw_initial_const: float = 1e-3
 
+    def describe(self) -> str:
+        return f"{len(self.stages)}-stage L2 attack at eps: APGD, DDN, FAB-T, C&W search"
+
     def __post_init__(self) -> None:
         unknown = [s for s in self.stages if s not in STAGES]
         if unknown or len(set(self.stages)) != len(self.stages):

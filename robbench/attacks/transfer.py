@@ -51,6 +51,13 @@ class Transfer(Attack):
     steps: int = 100
     step_fraction: float = PGD_STEP_FRACTION
 
+    @property
+    def kind(self) -> str:
+        return "transfer"
+
+    def describe(self) -> str:
+        return f"PGD ({self.steps} steps) on the {self.substitute} zoo model, transferred"
+
     def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             sample_ids: torch.Tensor, seed: int) -> AttackResult:
         dataset = getattr(model, "dataset", None)
