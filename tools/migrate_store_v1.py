@@ -1,6 +1,6 @@
 """One-off: converts the results store written before records carried their own
 sha256 (plain CSV/JSON, attack parameters in attacks/<id>.json, n_examples and an
-absolute checkpoint path in meta.json) into the record format of robbench.results.
+absolute checkpoint path in meta.json) into the record format of robbench.store.runs.
 
 Per run it keeps exactly the samples the published row used (meta.json's last
 n_examples), so no published number changes; the mnist-t10k L-inf runs drop the
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from model_zoo.zoo import MODELS
-from robbench.diagnostics import SUBSAMPLE
-from robbench.records import write_csv_record, write_json_record
-from robbench.results import (ATTACK_SCHEMA, CLEAN_SCHEMA, DIAGNOSTICS, META, SUCCESS_CHECK,
+from robbench.zoo.lookup import MODELS
+from robbench.evaluation.diagnostics import SUBSAMPLE
+from robbench.store.records import write_csv_record, write_json_record
+from robbench.store.runs import (ATTACK_SCHEMA, CLEAN_SCHEMA, DIAGNOSTICS, META, SUCCESS_CHECK,
                               SUCCESS_CHECK_SCHEMA, RunStore)
 
 MODEL_CHECKS = ("gradients", "randomised", "probabilities", "large-eps")

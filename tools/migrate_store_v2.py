@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from robbench.records import Column, Schema, read_csv_record, read_json_record, write_json_record
-from robbench.results import (ATTACK_SCHEMA, CLEAN_SCHEMA, DIAGNOSTICS, META, RUN_KEYS,
+from robbench.store.records import Column, Schema, read_csv_record, read_json_record, write_json_record
+from robbench.store.runs import (ATTACK_SCHEMA, CLEAN_SCHEMA, DIAGNOSTICS, META, RUN_KEYS,
                               RunStore)
 
 V1_ATTACK = Schema("attack results", ATTACK_SCHEMA.columns[:5], key=("index",))
