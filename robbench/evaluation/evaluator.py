@@ -257,7 +257,7 @@ def evaluate(req: EvalRequest) -> dict[str, Any]:
         run_attack(attack, model, store, x_all, y_all, correct, eps, req, device)
 
     summary = summarize(store, n, requested=[a.id for a in attacks])
-    # METHODS §5: checks that flag an unreliable evaluation (robbench/diagnostics.py); kept
+    # METHODS §5: checks that flag an unreliable evaluation (robbench/evaluation/diagnostics.py); kept
     # in the run only when this eval covers the whole run, i.e. gives its leaderboard row
     model_flags = run_model_checks(model, store, x_all, y_all, norm=norm, seed=req.seed,
                                    num_classes=spec.num_classes, device=device,

@@ -89,12 +89,11 @@ Optional stages (not in the default `stages`):
     cw         foolbox C&W-L2 with a moderate budget and abort_early off
 
 The default set is the one that fits 10% of the reference's passes (C&W 9x1000 + DDN)
-on the robust models (benchmarks/results-l2-suite.json; README "Sharding and
-benchmarks"): 0.7-9.8% on the 14 mnist-t10k models, and no sample the reference breaks
+on the robust models (benchmarks/results-l2-suite.json; benchmarks/README.md): 0.7-9.8% on the 14 mnist-t10k models, and no sample the reference breaks
 within ε left robust. That reference is gradient-driven too: Square breaks hundreds of
 samples on MAT-style and adversarially trained models that the suite, C&W and DDN all
-leave robust, so the suite never stands alone: `standard-l2` runs square-l2,
-square-l2-long and fab-t-l2 beside it. Its last three misses were DDN breaks at 0.985 ε on
+leave robust, so the suite never stands alone: `standard-l2` runs three Square
+draws, FAB-T and APGD-T beside it. Its last three misses were DDN breaks at 0.985 ε on
 mat-mnist-t10k (93, 180, 411) that only some random walks reach where the
 cross-entropy's gradient is zero; apgd-warm's cross-entropy run and ddn-walks now break
 them. 180 still hangs on draws: each ddn-walks run breaks it with odds of about 1 in 3
