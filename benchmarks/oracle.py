@@ -14,10 +14,11 @@ kinds, so that a blind spot shared by one family cannot hide a break:
   minimum-norm; Square: gradient-free, from its own seed and batches) and foolbox's
   FMN-L2 (minimum-norm; robbench's rows use foolbox only for C&W and DDN), its points
   thresholded at ε; on the samples the row counts robust (ROBUST_ONLY). The L2 rows run
-  pyautoattack's Square and FAB-T too (square-l2, square-l2-long, fab-t-l2), with other
-  seeds and batches, and the l2-suite runs APGD-CE, targeted APGD and FAB-T in reduced
-  form: FMN is the one source they share nothing with. torchattacks'
-  Square-L2 is a port of the same Square and ran at over 10 minutes per model: not used.
+  pyautoattack's Square, FAB-T and APGD-T too (square-l2, square-l2-long,
+  square-l2-long2, fab-t-l2, apgd-t-l2), with other seeds and batches, and the l2-suite
+  runs APGD-CE in reduced form: FMN is the one source they share nothing with.
+  torchattacks' Square-L2 is a port of the same Square and ran at over 10 minutes per
+  model: not used.
 
 A library's point counts as broken only if it lies in [0, 1], within ε (1e-6 slack for
 L∞, 1e-5 relative for L2) and the wrapped model, whose argmax is the defense's own rule,
