@@ -133,7 +133,7 @@ def migrate_store(runs_dir: Path) -> list[str]:
     Every run is checked before any is written."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        raise RobbenchError(f"--runs-dir {runs_dir} is not a directory")
+        raise RobbenchError(f"{runs_dir}: not a directory (the results store to upgrade)")
     roots = run_roots(runs_dir)
     versions = {}
     for root in roots:
