@@ -11,7 +11,6 @@ import pytest
 
 from robbench.cli import run
 from robbench.store.migration import main as migration_main
-from robbench.store.migration import migrate_store
 from robbench.store.records import read_json_record, write_json_record
 from robbench.store.runs import META, STORE_VERSION, VERSION_KEY, RunStore, StoreVersionError
 from robbench.zoo.lookup import MODELS
@@ -77,7 +76,7 @@ def test_migration_is_idempotent(old_store, capsys):
                                        f"1 already at it: {old_store}\n")
 
 
-def test_a_newer_store_version_is_refused_and_nothing_is_migrated(old_store, tmp_path, capsys):
+def test_a_newer_store_version_is_refused_and_nothing_is_migrated(old_store, capsys):
     other = old_store / "nominal-digits" / RUN.parts[1] / "Linf-eps0.1-seed0"
     shutil.copytree(REPO_ROOT / "runs" / other.relative_to(old_store), other,
                     ignore=shutil.ignore_patterns(".*"))
