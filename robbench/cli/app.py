@@ -16,6 +16,7 @@ from robbench.cli.check import check_command
 from robbench.cli.eval import eval_command
 from robbench.cli.import_checkpoint import import_checkpoint_command
 from robbench.cli.leaderboard import leaderboard_group
+from robbench.cli.migrate import migrate_command
 from robbench.cli.models import models_command
 from robbench.cli.train import train_command
 from robbench.cli.verify import verify_command
@@ -64,5 +65,6 @@ def cli() -> None:
 
 
 for _command in (eval_command, train_command, import_checkpoint_command, models_command,
-                 attacks_command, leaderboard_group, check_command, analyze_command, verify_command):
+                 attacks_command, leaderboard_group, check_command, analyze_command, verify_command,
+                 migrate_command):
     cli.add_command(_command)

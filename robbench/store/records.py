@@ -259,6 +259,11 @@ def read_json_record(path: Path, fields: dict[str, Validator]) -> dict[str, Any]
     if sha256_text(_canonical(content)) != obj[JSON_HASH_KEY]:
         raise RecordError(f"{path}: content does not match its {JSON_HASH_KEY} (edited since "
                           f"robbench wrote it)")
+    return check_fields(path, content, fields)
+
+
+def check_fields(path: Path, content: dict[str, Any], fields: dict[str, Validator]) -> dict[str, Any]:
+    """`content` if each field in `fields` is present and passes its validator."""
     for name, valid in fields.items():
         if name not in content:
             raise RecordError(f"{path}: missing field {name!r}")

@@ -15,7 +15,11 @@ a record copied in from another run is refused too. Every read-modify-write hold
 processes can add samples and attacks to one run at once; every write is an atomic
 rename, so a reader or a killed writer never sees half a file. A record is created
 before meta.json names it, so a kill in between leaves an unnamed file, never a named
-one that is missing."""
+one that is missing.
+
+meta.json carries the run's `store_version`, the format of its records (STORE_VERSION);
+a run at any other format is refused on every read with one line naming the command
+that upgrades it (robbench.store.migration)."""
 
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ from robbench.registry import Registry
 from robbench.store.locks import locked
 from robbench.store.records import (Column, RecordError, Schema, is_date, is_dict, is_int, is_int_list,
                                     is_non_negative, is_positive, is_sha256, is_str, is_str_list, one_of,
-                                    read_csv_record, read_json_record, write_csv_record, write_json_record)
+                                    check_fields, read_csv_record, read_json_record, write_csv_record,
+                                    write_json_record)
 from robbench.types import AttackResult
 
 META = "meta.json"
@@ -44,6 +49,12 @@ CLEAN = "clean.csv"
 ATTACKS_DIR = "attacks"
 DIAGNOSTICS = "diagnostics.json"
 LOCK = ".lock"
+# The format of a run's records, in its meta.json: 1 (records did not name their run,
+# silent-success checks in success_check.csv), 2 (records name their run; meta.json
+# had no store_version), 3 (store_version in meta.json). A change to any record's
+# layout or meaning bumps it and adds a step to robbench.store.migration.
+STORE_VERSION = 3
+VERSION_KEY = "store_version"
 ANALYSES_DIR = "analyses"  # runs/<model>/<sha12>/analyses/: robbench.store.analyses
 
 
@@ -120,7 +131,7 @@ META_FIELDS = {
     "threat_model": one_of(*NORMS), "eps": is_positive, "protocol_eps": is_positive,
     "seed": is_int, "checkpoint_sha256": is_sha256, "checkpoint_source": one_of("zoo", "file", "state_dict"),
     "reference": lambda v: isinstance(v, str), "created": is_date, "versions": is_dict,
-    "attacks": is_str_list,
+    "attacks": is_str_list, VERSION_KEY: lambda v: v == STORE_VERSION,
 }
 IDENTITY = ("model", "dataset", "threat_model", "eps", "seed", "checkpoint_sha256")
 RUN_KEYS = ("checkpoint_sha256", "threat_model", "eps", "seed")  # what every record names
@@ -137,6 +148,36 @@ def _is_model_check(v: Any) -> bool:
 
 
 DIAGNOSTICS_FIELDS = {"model_checks": lambda v: is_dict(v) and all(map(_is_model_check, v.values()))}
+
+
+class StoreVersionError(RecordError):
+    """A run's records are in another format than this robbench reads."""
+
+
+def migration_command(runs_dir: Path) -> str:
+    """The command that upgrades the store at `runs_dir` (robbench.cli.migrate)."""
+    return f"robbench migrate --runs-dir {runs_dir}"
+
+
+def runs_dir_of(root: Path) -> Path:
+    """The store a run dir (<runs>/<model>/<sha12>/<run>) belongs to."""
+    parents = Path(root).parents
+    return parents[2] if len(parents) > 2 else Path(".")
+
+
+def version_problem(path: Path, version: Any) -> str | None:
+    """Why a meta.json whose store_version is `version` (None: absent) cannot be read by
+    this robbench, in one line naming the remedy; None if it is STORE_VERSION."""
+    if version == STORE_VERSION:
+        return None
+    if version is None or (is_int(version) and version < STORE_VERSION):
+        found = "format 2 or older (no store_version)" if version is None else f"format {version}"
+        return (f"{path}: the run's records are in store {found}, this robbench reads format "
+                f"{STORE_VERSION}; upgrade the store with `{migration_command(runs_dir_of(Path(path).parent))}`")
+    if is_int(version):
+        return (f"{path}: store format {version}, written by a later robbench (this one reads "
+                f"format {STORE_VERSION}); upgrade robbench to read it")
+    return f"{path}: field {VERSION_KEY!r} has an invalid value {version!r}"
 
 
 def format_eps(eps: float) -> str:
@@ -179,8 +220,15 @@ class RunStore:
 
     # --- identity ------------------------------------------------------------------
     def load_meta(self) -> dict[str, Any] | None:
+        """meta.json, validated; StoreVersionError if it is in another store format."""
         path = self.root / META
-        return read_json_record(path, META_FIELDS) if path.exists() else None
+        if not path.exists():
+            return None
+        meta = read_json_record(path, {})
+        problem = version_problem(path, meta.get(VERSION_KEY))
+        if problem:
+            raise StoreVersionError(problem)
+        return check_fields(path, meta, META_FIELDS)
 
     def run_keys(self) -> dict[str, Any]:
         """What every record of this run names as its run (RUN_KEYS of meta.json)."""
@@ -207,7 +255,8 @@ class RunStore:
                 stray.unlink()
             meta = self.load_meta()
             if meta is None:
-                meta = {**identity, "created": today(), "versions": versions, "attacks": []}
+                meta = {**identity, "created": today(), "versions": versions, "attacks": [],
+                        VERSION_KEY: STORE_VERSION}
                 write_json_record(self.root / META, meta)
                 return meta
             for key in IDENTITY:

@@ -6,7 +6,8 @@ For each run directory: every record's hash and schema, that meta.json's identit
 matches the directory it is in, that every record it names exists and nothing else
 is there (a stray file is a record nobody can attribute, a `.tmp` one a killed write),
 and that the records agree with each other. Every analysis record: its hash, schema
-and place."""
+and place. A store with runs in another store format is refused as a whole, in one
+line naming the command that upgrades it (robbench.store.migration)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from robbench.store.analyses import all_record_paths, load_record
 from robbench.errors import RobbenchError
-from robbench.store.records import RecordError
-from robbench.store.runs import ATTACKS_DIR, CLEAN, DIAGNOSTICS, LOCK, META, RunStore, run_dir, run_roots
+from robbench.store.records import RecordError, read_json_record
+from robbench.store.runs import (ATTACKS_DIR, CLEAN, DIAGNOSTICS, LOCK, META, VERSION_KEY, RunStore,
+                                 StoreVersionError, run_dir, run_roots, version_problem)
 
 
 @dataclass
@@ -33,6 +35,7 @@ def verify_store(runs_dir: Path, report: VerifyReport) -> None:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RobbenchError(f"--runs-dir {runs_dir} is not a directory")
+    check_store_versions(runs_dir)
     for path in run_roots(runs_dir):  # a dir without files: a first write killed, nothing to attribute
         report.runs += 1
         report.problems += verify_run(path, runs_dir, report)
@@ -40,6 +43,24 @@ def verify_store(runs_dir: Path, report: VerifyReport) -> None:
     for stray in sorted(runs_dir.rglob("*.tmp")):
         report.notes.append(f"{stray}: a temporary file left by a killed write (not a record; "
                             f"the next eval of its run removes it)")
+
+
+def check_store_versions(runs_dir: Path) -> None:
+    """StoreVersionError, one line, if any run is in another store format than this
+    robbench reads (a missing or damaged meta.json is left to verify_run)."""
+    roots = run_roots(runs_dir)
+    problems = []
+    for root in roots:
+        try:
+            meta = read_json_record(root / META, {})
+        except RecordError:
+            continue
+        problem = version_problem(root / META, meta.get(VERSION_KEY))
+        if problem:
+            problems.append(problem)
+    if problems:
+        more = f" ({len(problems)} of {len(roots)} runs are not at this format)" if len(problems) > 1 else ""
+        raise StoreVersionError(problems[0] + more)
 
 
 def verify_run(root: Path, runs_dir: Path, report: VerifyReport) -> list[str]:
