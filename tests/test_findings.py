@@ -1,7 +1,6 @@
 """Findings: the papers' claims judged from the measured leaderboards (robbench.leaderboard.findings)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

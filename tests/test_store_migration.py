@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from robbench.cli import run
-from robbench.store.migration import main as migration_main
 from robbench.store.records import read_json_record, write_json_record
 from robbench.store.runs import META, STORE_VERSION, VERSION_KEY, RunStore, StoreVersionError
 from robbench.zoo.lookup import MODELS
@@ -67,10 +68,10 @@ def test_a_migrated_run_verifies_and_loads_the_same_records(old_store, capsys):
 
 
 def test_migration_is_idempotent(old_store, capsys):
-    assert migration_main([str(old_store)]) == 0
+    assert run(["migrate", "--runs-dir", str(old_store)]) == 0
     first = snapshot(old_store)
     capsys.readouterr()
-    assert migration_main([str(old_store)]) == 0
+    assert run(["migrate", "--runs-dir", str(old_store)]) == 0
     assert snapshot(old_store) == first
     assert capsys.readouterr().out == (f"0 run(s) upgraded to store format {STORE_VERSION}, "
                                        f"1 already at it: {old_store}\n")
@@ -85,7 +86,7 @@ def test_a_newer_store_version_is_refused_and_nothing_is_migrated(old_store, cap
     with pytest.raises(StoreVersionError, match="written by a later robbench"):
         RunStore(old_store / RUN).load_meta()
     before = snapshot(old_store)
-    assert migration_main([str(old_store)]) == 1
+    assert run(["migrate", "--runs-dir", str(old_store)]) == 1
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "upgrade robbench" in err[0]
     assert snapshot(old_store) == before  # the format-2 run beside it was not touched either
@@ -93,7 +94,7 @@ def test_a_newer_store_version_is_refused_and_nothing_is_migrated(old_store, cap
 
 def test_a_format_1_run_is_refused_naming_the_old_tool(old_store, capsys):
     (old_store / RUN / "success_check.csv").write_text("# sha256 0\n")
-    assert migration_main([str(old_store)]) == 1
+    assert run(["migrate", "--runs-dir", str(old_store)]) == 1
     assert "f9a05a9" in capsys.readouterr().err
     assert VERSION_KEY not in json.loads((old_store / RUN / META).read_text())
 
@@ -105,3 +106,27 @@ def test_a_new_eval_writes_store_version(workdir):
     (meta_path,) = runs.glob(f"*/*/*/{META}")
     assert json.loads(meta_path.read_text())[VERSION_KEY] == STORE_VERSION
     assert RunStore(meta_path.parent).load_meta()[VERSION_KEY] == STORE_VERSION  # hash covers it
+
+
+def test_a_truncated_record_stops_the_migration_in_one_line(old_store, capsys):
+    (attack_csv,) = list((old_store / RUN / "attacks").glob("*.csv"))[:1]
+    attack_csv.write_text("# sha256 abc")  # no newline: not even a metadata line
+    assert run(["migrate", "--runs-dir", str(old_store)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(attack_csv) in err[0]
+    assert VERSION_KEY not in json.loads((old_store / RUN / META).read_text())
+
+
+def test_without_the_attack_registry_a_record_is_refused_not_read_with_a_weaker_check(old_store):
+    """The store sits below the attacks: a script that imports only the store must not
+    read an attack record with the check meant for attacks that are not minimum-norm."""
+    assert run(["migrate", "--runs-dir", str(old_store)]) == 0
+    code = ("import sys; from robbench.store.runs import RunStore; "
+            f"RunStore(sys.argv[1]).load_attack({run_attack(old_store)!r})")
+    done = subprocess.run([sys.executable, "-c", code, str(old_store / RUN)], capture_output=True,
+                          text=True, cwd=REPO_ROOT)
+    assert done.returncode != 0 and "attack registry is not loaded" in done.stderr
+
+
+def run_attack(runs: Path) -> str:
+    return sorted(p.stem for p in (runs / RUN / "attacks").glob("*.csv"))[0]

@@ -48,7 +48,7 @@ class Attack:
     def kind(self) -> str:
         """One word for `robbench attacks`: gradient, adaptive, ensemble, score-based,
         transfer, min-norm or cascade."""
-        return "min-norm" if self.minimum_norm else "gradient"
+        return "min-norm" if self.minimum_norm else "gradient-free" if self.gradient_free else "gradient"
 
     def describe(self) -> str:
         """One line for `robbench attacks` (the full parameters: `params()`): by default

@@ -2,7 +2,9 @@
 robbench.store.runs), one ordered step per format:
 
     robbench migrate --runs-dir runs
-    python -m robbench.store.migration runs
+
+(the command, not this module, is the entry point: checking each record's meaning needs
+the attack registry, which sits above the store).
 
 - 2 -> 3: meta.json gains `store_version`; it is rewritten through the record writer,
   so its record_sha256 is recomputed. No other record changes.
@@ -22,9 +24,7 @@ again changes nothing."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,11 @@ OLD_TOOLS = "tools/migrate_store_v2.py of commit f9a05a9 (git show f9a05a9:tools
 
 def _csv_run(path: Path) -> Any:
     """The `run` a CSV record's metadata line names (None if it names none)."""
-    first, second = path.read_text(encoding="utf-8").split("\n", 2)[:2]
+    try:
+        first, _, rest = path.read_text(encoding="utf-8").partition("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable ({exc})") from None
+    second = rest.partition("\n")[0]
     if not first.startswith(HASH_PREFIX):
         raise RecordError(f"{path}: not a robbench record (no '{HASH_PREFIX.strip()}' first line)")
     try:
@@ -152,21 +156,3 @@ def migrate_store(runs_dir: Path) -> list[str]:
     lines.append(f"{len(lines)} run(s) upgraded to store format {STORE_VERSION}, "
                  f"{len(roots) - len(lines)} already at it: {runs_dir}")
     return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m robbench.store.migration",
-                                     description=f"Upgrade a results store to store format {STORE_VERSION}.")
-    parser.add_argument("runs_dir", type=Path, help="the store, e.g. runs")
-    args = parser.parse_args(argv)
-    try:
-        lines = migrate_store(args.runs_dir)
-    except RobbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print("\n".join(lines))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

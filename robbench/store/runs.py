@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from robbench.config import NORMS, SUCCESS_TOL
+from robbench.errors import RobbenchError
 from robbench.registry import Registry
 from robbench.store.locks import locked
 from robbench.store.records import (Column, RecordError, Schema, is_date, is_dict, is_int, is_int_list,
@@ -70,7 +71,11 @@ def use_attack_registry(attacks: Registry[Any]) -> None:
 
 
 def is_minimum_norm(attack_id: str) -> bool:
-    return _ATTACKS is not None and attack_id in _ATTACKS and _ATTACKS.get(attack_id).minimum_norm
+    """Fails closed: without the registry a minimum-norm record would get the weaker check."""
+    if _ATTACKS is None:
+        raise RobbenchError("the attack registry is not loaded (import robbench.attacks): "
+                            "an attack record's meaning cannot be checked without it")
+    return attack_id in _ATTACKS and _ATTACKS.get(attack_id).minimum_norm
 
 
 def norm_slack(eps: float) -> float:
