@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from model_zoo.zoo import load_model
+from robbench.zoo.lookup import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.pgd import PGD
 from robbench.config import THREAT_DEFAULTS

@@ -24,9 +24,9 @@ import numpy as np
 
 from benchmarks.results_file import write_rows
 from robbench.config import STANDARD_ATTACKS
-from robbench.evaluate import EvalRequest, evaluate, versions
-from robbench.results import RunStore
-from robbench.scoring import WORST_CASE, covering_records, robust_vectors
+from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
+from robbench.store.runs import RunStore
+from robbench.evaluation.scoring import WORST_CASE, covering_records, robust_vectors
 
 DEFAULT_OUT = Path("benchmarks/results-cascade.json")
 DEFAULT_MODELS = ["at-digits", "trades-mnist-t10k", "nominal-digits"]

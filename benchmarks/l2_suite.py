@@ -62,13 +62,13 @@ import numpy as np
 import torch
 
 from benchmarks.results_file import write_rows
-from model_zoo.zoo import MODELS, load_model
+from robbench.zoo.lookup import MODELS, load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.l2_suite import L2Suite
 from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR,
                              STANDARD_ATTACKS, THREAT_DEFAULTS)
 from robbench.datasets import load_split
-from robbench.results import RunStore, run_dir
+from robbench.store.runs import RunStore, run_dir
 
 DATASET = "mnist-t10k"
 REFERENCE = ("cw", "ddn")

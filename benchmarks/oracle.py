@@ -35,12 +35,12 @@ from typing import Any
 import torch
 
 from benchmarks.results_file import write_rows
-from model_zoo.zoo import MODELS, load_model
+from robbench.zoo.lookup import MODELS, load_model
 from robbench.attacks.base import perturbation_norm
 from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
-from robbench.leaderboard import read_table
-from robbench.results import RunStore, run_dir
+from robbench.store.table import read_table
+from robbench.store.runs import RunStore, run_dir
 
 LIBRARY_ATTACKS = {
     "Linf": ("torchattacks-apgd-ce", "torchattacks-apgd-dlr", "torchattacks-pgd", "pyautoattack"),

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from robbench.io import write_text_atomic
+from robbench.store.atomic import write_text_atomic
 
 
 def merged(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import torch
 
 from benchmarks.oracle import broken, robbench_robust, row_n
 from benchmarks.results_file import write_rows
-from model_zoo.zoo import MODELS, load_model
+from robbench.zoo.lookup import MODELS, load_model
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
 

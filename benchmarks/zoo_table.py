@@ -8,8 +8,8 @@ import argparse
 
 from tabulate import tabulate
 
-from model_zoo.zoo import MODELS
-from robbench.evaluate import EvalRequest, evaluate
+from robbench.zoo.lookup import MODELS
+from robbench.evaluation.evaluator import EvalRequest, evaluate
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """A third-party model for `robbench eval --model examples/third_party_model.py:FACTORY
 --dataset digits`: a prototype classifier on scikit-learn's digits that implements the
-optional protocol (robbench/external.py), next to a plain softmax net that does not.
+optional protocol (robbench/evaluation/external.py), next to a plain softmax net that does not.
 
 Both factories train for a fraction of a second (fixed seed) so that the example runs
 anywhere; a real model would load its weights here or take `--checkpoint`."""

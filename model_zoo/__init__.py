@@ -1,1 +1,3 @@
-"""Architectures, training recipes, the model manifest and small checkpoints."""
+"""The zoo's data and training: the manifest (manifest.json), the small committed
+checkpoints (checkpoints/), the training recipes (recipes/) and `robbench train`
+(train.py). The lookup and architectures that load a model are robbench.zoo."""

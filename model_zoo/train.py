@@ -12,13 +12,14 @@ from typing import Any
 
 import torch
 
-import robbench
 from model_zoo.recipes import RECIPES, TrainContext
-from model_zoo.zoo import MANIFEST_PATH, MODELS, build_model, checkpoint_meta, read_manifest, write_manifest
-from robbench.checkpoints import save_checkpoint
+from robbench.config import VERSION
 from robbench.datasets import load_split
 from robbench.errors import RobbenchError
-from robbench.paths import check_data_root, check_output_file
+from robbench.store.paths import check_data_root, check_output_file
+from robbench.zoo.checkpoints import save_checkpoint
+from robbench.zoo.lookup import (MANIFEST_PATH, MODELS, build_model, checkpoint_meta, read_manifest,
+                                 write_manifest)
 
 
 def train_model(model_id: str, *, output: str | Path | None = None, epochs: int | None = None,
@@ -68,7 +69,7 @@ def train_model(model_id: str, *, output: str | Path | None = None, epochs: int 
                             "train_subset": train_subset, "seconds": round(seconds, 1),
                             "test_acc": round(test_acc, 4), "device": str(device),
                             "threads": torch.get_num_threads(),
-                            "versions": {"robbench": robbench.__version__,
+                            "versions": {"robbench": VERSION,
                                          "torch": torch.__version__,
                                          "python": platform.python_version()}}
     sha = save_checkpoint(model.state_dict(), meta, path)
@@ -118,7 +119,7 @@ def record_training(model_id: str, sha: str, seconds: float, args: dict[str, Any
     updated = entries[model_id]
     updated.checkpoint_sha256 = sha
     updated.train_seconds = round(seconds, 1)
-    updated.trained_with = {"robbench": robbench.__version__, "torch": torch.__version__,
+    updated.trained_with = {"robbench": VERSION, "torch": torch.__version__,
                             "python": platform.python_version(), "device": str(device),
                             "threads": str(torch.get_num_threads()),
                             "epochs": str(args.get("epochs"))}

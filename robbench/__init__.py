@@ -1,27 +1,25 @@
 """robbench: robustness evaluation for clustering- and prototype-based defenses.
 
-The Python API (robbench.api) is imported on first use, so `import robbench` does
-not import torch: `robbench.load_model`, `robbench.evaluate`, `robbench.models`,
-`robbench.attacks`, `robbench.EvalResult`."""
+The Python API, named by verbs, is imported from robbench._api on first use, so
+`import robbench` does not import torch: `robbench.evaluate`, `robbench.load_model`,
+`robbench.list_models`, `robbench.list_attacks`, `robbench.EvalResult`.
+
+Packages, each layer importing only the ones below it (pyproject.toml [tool.importlinter]):
+cli, _api > leaderboard > analysis > evaluation > attacks > zoo > datasets, defenses >
+store > config, errors, registry, types."""
 
 from typing import Any
 
-__version__ = "0.1.0"
+from robbench.config import VERSION as __version__
 
-_API = ("load_model", "evaluate", "models", "attacks", "EvalResult")
+_API = ("evaluate", "load_model", "list_models", "list_attacks", "EvalResult")
 __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy API names. `robbench.evaluate` and `robbench.attacks` are also a module and
-    a package (importing them binds the name here); both are callable modules that
-    forward to robbench.api (robbench/_callable.py), so either binding works."""
-    if name in ("evaluate", "attacks"):
-        import importlib
-
-        return importlib.import_module(f"robbench.{name}")
+    """Lazy API names (PEP 562): the first use imports robbench._api (and torch)."""
     if name in _API:
-        from robbench import api
+        from robbench import _api
 
-        return getattr(api, name)
+        return getattr(_api, name)
     raise AttributeError(f"module 'robbench' has no attribute {name!r}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+VERSION = "0.1.0"  # robbench.__version__, recorded with every result and checkpoint
+
 NORMS = ("Linf", "L2")
 
 
@@ -26,8 +28,8 @@ THREAT_DEFAULTS: dict[str, ThreatDefaults] = {
 }
 
 # relative slack on ε for float rounding when a perturbation's norm is compared with ε:
-# the silent-success re-check (robbench.diagnostics) and the records' meaning check
-# (robbench.results) use the same one
+# the silent-success re-check (robbench.evaluation.diagnostics) and the records' meaning check
+# (robbench.store.runs) use the same one
 SUCCESS_TOL = 1e-4
 
 PGD_RESTARTS = 10

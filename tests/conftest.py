@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_zoo.zoo import load_model
+from robbench.zoo.lookup import load_model
 from robbench.datasets import load_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

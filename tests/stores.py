@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from model_zoo.zoo import MODELS
+from robbench.zoo.lookup import MODELS
 from robbench.attacks import AttackResult
-from robbench.results import RunStore, run_dir
+from robbench.store.runs import RunStore, run_dir
 
 VERSIONS = {"robbench": "0.1.0", "torch": "2.14.1", "python": "3.11"}
 

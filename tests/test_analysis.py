@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_zoo.zoo import load_model
+from robbench.zoo.lookup import load_model
 from robbench.analysis import run_analysis
 from robbench.analysis.common import AnalysisOptions, Inputs, attack, run_attack
 from robbench.analysis.confusion import confusion_matrix

@@ -1,4 +1,4 @@
-"""The Python API (robbench.api): the eval code path of the CLI, returning objects."""
+"""The Python API (robbench._api): the eval code path of the CLI, returning objects."""
 
 import subprocess
 import sys
@@ -19,8 +19,8 @@ def test_importing_robbench_does_not_import_torch():
 
 def test_models_and_attacks_list_ids_with_their_details():
     assert {"id": "clustr-digits", "dataset": "digits"}.items() <= \
-        next(m for m in robbench.models() if m["id"] == "clustr-digits").items()
-    assert next(a for a in robbench.attacks() if a["id"] == "pgd100")["steps"] == 100
+        next(m for m in robbench.list_models() if m["id"] == "clustr-digits").items()
+    assert next(a for a in robbench.list_attacks() if a["id"] == "pgd100")["steps"] == 100
 
 
 def test_evaluate_returns_accuracies_per_sample_frame_and_provenance(tmp_path):
@@ -50,9 +50,16 @@ def test_an_nn_module_without_a_dataset_is_refused():
         robbench.evaluate(torch.nn.Linear(64, 10), attacks=["fgsm"])
 
 
-def test_evaluate_and_attacks_stay_callable_after_their_modules_are_imported():
-    import robbench.attacks  # noqa: F401  (binds the package on robbench)
-    import robbench.evaluate  # noqa: F401
+def test_the_api_functions_stay_functions_after_every_module_is_imported():
+    import pkgutil
+    import types
 
-    assert callable(robbench.evaluate) and robbench.evaluate.EvalRequest
-    assert isinstance(robbench.attacks(), list) and robbench.attacks.ATTACKS
+    import robbench.attacks  # noqa: F401  (binds the package on robbench)
+    import robbench.evaluation.evaluator  # noqa: F401
+
+    modules = {m.name.rpartition(".")[2] for m in pkgutil.walk_packages(robbench.__path__, "robbench.")}
+    for name in ("evaluate", "load_model", "list_models", "list_attacks"):
+        assert isinstance(getattr(robbench, name), types.FunctionType), name
+        assert name not in modules, f"robbench.{name} is also a module"
+    assert isinstance(robbench.attacks, types.ModuleType)
+    assert isinstance(robbench.list_attacks(), list)

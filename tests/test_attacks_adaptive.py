@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_zoo.zoo import load_model
+from robbench.zoo.lookup import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.adaptive import ADAPTIVE_PGD, nearest_other_centre
 from robbench.attacks.base import sample_generator

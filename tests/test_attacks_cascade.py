@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from model_zoo.zoo import load_model
+from robbench.zoo.lookup import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.cascade import cascade_of, run_cascade
 from robbench.config import STANDARD_ATTACKS

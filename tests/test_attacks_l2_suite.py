@@ -9,13 +9,13 @@ import foolbox as fb
 import pytest
 import torch
 
-from model_zoo.zoo import load_model
+from robbench.zoo.lookup import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.base import run_in_batches
-from robbench.attacks.l2_suite import L2Suite, next_constants
+from robbench.attacks.l2_suite import L2Suite, next_constants, search_stages
 from robbench.attacks.losses import margin
 from robbench.attacks.minimum_norm import PassCounter
-from robbench.diagnostics import success_mismatch
+from robbench.evaluation.diagnostics import success_mismatch
 from pyautoattack.fab_pt import FABAttack_PT
 
 EPS = 1.0  # digits' protocol L2 ε
@@ -232,9 +232,9 @@ def test_cw_search_runs_foolbox_cw_at_each_samples_own_constant(one_thread, nomi
     eps, attack = EPS, suite(cw_search_steps=40)
     n = len(y)
     guess = torch.full((n,), float("nan"))
-    attack._cw_at(eps, guess)(PassCounter(nominal_digits), x, y, torch.arange(n))
+    search_stages.cw_at(attack, eps, guess)(PassCounter(nominal_digits), x, y, torch.arange(n))
     const = 3 * guess
-    together = attack._cw_at(eps, const)(PassCounter(nominal_digits), x, y, torch.arange(n))
+    together = search_stages.cw_at(attack, eps, const)(PassCounter(nominal_digits), x, y, torch.arange(n))
     found = (together != 0).flatten(1).any(dim=1)  # foolbox's failure marker is an all-zero image
     assert found.any() and not found.all()
     fmodel = fb.PyTorchModel(nominal_digits, bounds=(0, 1), device="cpu")
@@ -259,10 +259,10 @@ def test_cw_search_lowers_the_constant_after_an_adversarial_and_raises_it_after_
     until a bracket exists, then its geometric middle."""
     x, y = batch
     rounds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # rows, constants, crossed
-    inner = L2Suite._cw_at
+    inner = search_stages.cw_at
 
-    def recording(self, eps, const):
-        run_cw = inner(self, eps, const)
+    def recording(suite, eps, const):
+        run_cw = inner(suite, eps, const)
 
         def attack(counter, x0, y0, rows):
             point = run_cw(counter, x0, y0, rows)
@@ -272,7 +272,7 @@ def test_cw_search_lowers_the_constant_after_an_adversarial_and_raises_it_after_
             return point
         return attack
 
-    monkeypatch.setattr(L2Suite, "_cw_at", recording)
+    monkeypatch.setattr(search_stages, "cw_at", recording)
     # ddn first: cw-search runs only where some adversarial is already known
     attack = suite(stages=("ddn", "cw-search"), cw_search_rounds=3, cw_search_steps=20,
                    cw_search_factor=3.0, cw_radius=float("inf"))

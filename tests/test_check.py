@@ -21,11 +21,12 @@ import pandas as pd
 import pytest
 import torch
 
-from model_zoo.zoo import MODELS, checkpoint_meta, load_model
-from robbench.diagnostics import NO_GRADIENT_FREE
-from robbench import check as check_module
-from robbench.check import CheckResult, Metric, auto_tolerance, config_check, new_flags, strong_attacks
-from robbench.checkpoints import save_checkpoint
+from robbench.zoo.lookup import MODELS, checkpoint_meta, load_model
+from robbench.evaluation.diagnostics import NO_GRADIENT_FREE
+from robbench.evaluation import gate as check_module
+from robbench.evaluation.checkpoint_config import config_check
+from robbench.evaluation.gate import CheckResult, Metric, auto_tolerance, new_flags, strong_attacks
+from robbench.zoo.checkpoints import save_checkpoint
 from robbench.cli import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -4,8 +4,8 @@ import pickle
 import pytest
 import torch
 
-from model_zoo.zoo import MODELS, build_model, checkpoint_meta, load_model
-from robbench.checkpoints import load_checkpoint, save_checkpoint, sha256_file
+from robbench.zoo.lookup import MODELS, build_model, checkpoint_meta, load_model
+from robbench.zoo.checkpoints import load_checkpoint, save_checkpoint, sha256_file
 from robbench.errors import RobbenchError
 
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from benchmarks.fake_cifar import build
-from robbench.checkpoints import load_checkpoint, sha256_file
+from robbench.zoo.checkpoints import load_checkpoint, sha256_file
 from robbench.cli import run
 from robbench.datasets import load_split
 

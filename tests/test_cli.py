@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
-from model_zoo.zoo import MODELS, ModelEntry, build_model, checkpoint_meta
-from robbench.checkpoints import load_checkpoint, save_checkpoint, sha256_file
+from robbench.zoo.lookup import MODELS, ModelEntry, build_model, checkpoint_meta
+from robbench.zoo.checkpoints import load_checkpoint, save_checkpoint, sha256_file
 from robbench.cli import run
-from robbench.records import read_csv_record
-from robbench.results import ATTACK_SCHEMA
+from robbench.store.records import read_csv_record
+from robbench.store.runs import ATTACK_SCHEMA
 
 
 def fails_with_one_line(capsys, argv: list[str], pattern: str) -> None:
@@ -102,7 +102,7 @@ def test_interrupted_eval_keeps_leaderboard_intact_and_finished_results(tmp_path
            "nominal-digits", "--attacks", "pgd100", "--eps", "0.03", "--batch-size", "16",
            "--leaderboard", str(board), "--runs-dir", str(tmp_path / "runs")]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # generous: on a loaded machine the first batch can take minutes
     rows = None
     while time.time() < deadline and proc.poll() is None:
         found = list((tmp_path / "runs").rglob("pgd100.csv"))
@@ -118,3 +118,42 @@ def test_interrupted_eval_keeps_leaderboard_intact_and_finished_results(tmp_path
     assert board.read_bytes() == before
     finished = read_csv_record(rows, ATTACK_SCHEMA)[0]
     assert 0 < len(finished) < 450 and finished["index"].is_unique
+
+
+# --- robbench attacks: readable in 100 columns ------------------------------------------------
+def test_attacks_table_fits_100_columns_with_one_line_per_attack(capsys):
+    from robbench.attacks import ATTACKS
+
+    assert run(["attacks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split() == ["attack", "norm", "kind", "description"]
+    ids = list(dict(ATTACKS.items()))
+    assert [line.split()[0] for line in lines[2:2 + len(ids)]] == ids
+    pgd100 = next(line for line in lines if line.startswith("pgd100 "))
+    assert pgd100.split()[1:3] == ["Linf", "gradient"] and "100 steps" in pgd100
+
+
+def test_attacks_lists_the_presets_with_what_they_expand_to(capsys):
+    from robbench.config import STANDARD_ATTACKS
+
+    assert run(["attacks"]) == 0
+    out = capsys.readouterr().out
+    presets = out.split("presets")[1]
+    flat = " ".join(presets.split())
+    for preset, ids in STANDARD_ATTACKS.items():
+        assert f"{preset} {'L2' if preset.endswith('l2') else 'Linf'} {', '.join(ids)}" in flat
+    assert "standard-cascade Linf apgd-ce, apgd-dlr" in flat
+
+
+def test_attacks_id_shows_its_full_parameters(capsys):
+    assert run(["attacks", "pgd100"]) == 0
+    out = capsys.readouterr().out
+    assert "steps: 100" in out and "restarts: 10" in out and "step_fraction: 0.25" in out
+    assert run(["attacks", "l2-suite", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["id"] == "l2-suite" and "apgd_steps" in row
+    assert run(["attacks", "standard-l2"]) == 0
+    assert "apgd-t-l2" in capsys.readouterr().out
+    assert run(["attacks", "pgd10"]) == 1
+    assert "did you mean pgd100" in capsys.readouterr().err

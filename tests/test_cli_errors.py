@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from model_zoo.zoo import MODELS, build_model, checkpoint_meta
-from robbench import checkpoints
-from robbench.checkpoints import save_checkpoint
+from robbench.zoo.lookup import MODELS, build_model, checkpoint_meta
+from robbench.zoo import checkpoints
+from robbench.zoo.checkpoints import save_checkpoint
 from robbench.cli import run
 from robbench.errors import RobbenchError
 from tests.conftest import REPO_ROOT

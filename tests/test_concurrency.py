@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from robbench.leaderboard import read_table
-from robbench.locks import locked
-from robbench.results import RunStore
-from robbench.verify import verify
+from robbench.store.table import read_table
+from robbench.store.locks import locked
+from robbench.store.runs import RunStore
+from robbench.leaderboard.verification import verify
 
 
 def eval_process(tmp_path: Path, model: str, *args: str) -> subprocess.Popen:
@@ -73,7 +73,7 @@ def test_sigkill_at_any_moment_leaves_no_half_record_and_the_run_resumes(tmp_pat
 
 def test_an_upsert_waits_while_another_process_holds_the_leaderboard_lock(tmp_path):
     board = tmp_path / "board.csv"
-    code = ("import sys; from pathlib import Path; from robbench.leaderboard import upsert_row; "
+    code = ("import sys; from pathlib import Path; from robbench.store.table import upsert_row; "
             "upsert_row(Path(sys.argv[1]), lambda: {'model': 'm', 'threat_model': 'Linf', "
             "'eps': 0.2, 'seed': 0, 'checkpoint_sha256': 'x', 'worst_case_acc': 1.0, "
             "'source': 'measured'})")

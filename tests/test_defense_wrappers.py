@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model_zoo.architectures import ARCHITECTURES
+from robbench.zoo.architectures import ARCHITECTURES
 from robbench.defenses import DEFENSES, DefenseModel
 from robbench.defenses.magnet import MagnetModel
 from robbench.defenses.mat import MATModel

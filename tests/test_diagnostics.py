@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robbench import diagnostics as dg
+from robbench.evaluation import diagnostics as dg
 from robbench.attacks import ATTACKS
 from robbench.attacks.pgd import PGD
-from robbench.evaluate import EvalRequest, evaluate
-from robbench.leaderboard import read_table
-from robbench.results import RunStore
+from robbench.evaluation.evaluator import EvalRequest, evaluate
+from robbench.store.table import read_table
+from robbench.store.runs import RunStore
 from tests.stores import new_store, write_attack, write_clean
 
 
@@ -242,7 +242,7 @@ def test_an_eval_with_gradient_attacks_only_flags_its_leaderboard_row(tmp_path):
 
 
 def test_the_gate_treats_a_missing_gradient_free_attack_as_a_new_flag():
-    from robbench.check import new_flags
+    from robbench.evaluation.gate import new_flags
 
     assert new_flags([dg.NO_GRADIENT_FREE], []) == [dg.NO_GRADIENT_FREE]
     assert new_flags([dg.NO_GRADIENT_FREE], [dg.NO_GRADIENT_FREE["reason"]]) == []

@@ -4,8 +4,8 @@ import pandas as pd
 
 from robbench.attacks.pgd import PGD
 from robbench.cli import run
-from robbench.results import ATTACK_SCHEMA, RunStore
-from robbench.scoring import summarize
+from robbench.store.runs import ATTACK_SCHEMA, RunStore
+from robbench.evaluation.scoring import summarize
 from tests.stores import new_store, write_attack, write_clean
 
 
@@ -156,7 +156,7 @@ def test_cached_rows_are_reused_for_attacks_whose_parameters_hold_tuples(tmp_pat
 
 
 def test_standard_is_one_id_for_the_leaderboards_attack_set_per_threat_model():
-    from robbench.evaluate import resolve_attacks
+    from robbench.evaluation.evaluator import resolve_attacks
 
     linf, norm = resolve_attacks(["standard"])
     assert norm == "Linf" and [a.id for a in linf] == [

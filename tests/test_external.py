@@ -8,12 +8,12 @@ import textwrap
 import pytest
 import torch
 
-from model_zoo.zoo import MODELS
+from robbench.zoo.lookup import MODELS
 from robbench.cli import run
-from robbench.external import ExternalModel, external_id, state_dict_sha256
-from robbench.leaderboard import read_table
-from robbench.leaderboard_build import build
-from robbench.verify import verify
+from robbench.evaluation.external import ExternalModel, external_id, state_dict_sha256
+from robbench.store.table import read_table
+from robbench.leaderboard.builder import build
+from robbench.leaderboard.verification import verify
 from tests.conftest import REPO_ROOT
 from tests.test_cli_errors import one_error_line
 
@@ -60,7 +60,7 @@ def test_adaptive_without_loss_or_features_falls_back_and_flags_the_output_and_r
 def test_a_checkpoint_file_for_a_third_party_model_is_hashed_as_a_file(tmp_path, capsys):
     from safetensors.torch import save_file
 
-    from robbench.external import load_external
+    from robbench.evaluation.external import load_external
 
     weights = load_external(f"{EXAMPLE}:softmax_net", "digits").model.body.state_dict()
     save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp_path / "w.safetensors"))

@@ -1,23 +1,22 @@
-"""Findings: the papers' claims judged from the measured leaderboards (robbench.findings)."""
+"""Findings: the papers' claims judged from the measured leaderboards (robbench.leaderboard.findings)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from model_zoo.zoo import MODELS
+from robbench.zoo.lookup import MODELS
 from robbench.analysis.kmeans_head import nearest, per_class_head, unsupervised_head
-from robbench.analysis.records import load_record, record_path, save_record
+from robbench.store.analyses import load_record, record_path, save_record
 from robbench.cli import run
 from robbench.config import THREAT_DEFAULTS
-from robbench.findings import (CLAIMS, EXPOSED, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, REVERSED,
+from robbench.leaderboard.findings import (CLAIMS, EXPOSED, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, REVERSED,
                                Figure, Finding, Measured, judge_gain, judge_gap, judge_kmeans,
-                               findings, kmeans_records, one_sided_p)
-from robbench.scoring import WORST_CASE
-from robbench.leaderboard_build import build
-from robbench.records import RecordError
-from robbench.verify import verify
+                               collect_findings, kmeans_records, one_sided_p)
+from robbench.evaluation.scoring import WORST_CASE
+from robbench.leaderboard.builder import build
+from robbench.store.records import RecordError
+from robbench.leaderboard.verification import verify
 from tests.conftest import REPO_ROOT
 from tests.stores import new_run, write_attack, write_clean
 
@@ -234,7 +233,7 @@ def test_build_writes_findings_and_a_page_section(tmp_path):
 
 def test_committed_findings_judge_every_claim_at_the_protocol_eps_of_both_datasets():
     board = REPO_ROOT / "leaderboards"
-    found = findings(board, REPO_ROOT / "runs", board / "paper_results.csv")
+    found = collect_findings(board, REPO_ROOT / "runs", board / "paper_results.csv")
     protocol = {(f.claim.id, f.dataset): f.verdict for f in found
                 if f.eps == THREAT_DEFAULTS[f.dataset].linf_eps}
     assert len(protocol) == 2 * len(CLAIMS)

@@ -8,10 +8,10 @@ import os
 import pytest
 import torch
 
-from model_zoo.zoo import load_model
-from robbench.checkpoints import load_checkpoint
+from robbench.zoo.lookup import load_model
+from robbench.zoo.checkpoints import load_checkpoint
 from robbench.cli import run
-from robbench.import_checkpoint import map_key
+from robbench.evaluation.checkpoint_import import map_key
 from tests.test_cli_errors import one_error_line
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from model_zoo.zoo import MODELS
+from robbench.zoo.lookup import MODELS
 from robbench.cli import run
 from robbench.errors import RobbenchError
-from robbench.leaderboard import read_table
-from robbench.leaderboard_build import build
-from robbench.leaderboard_papers import PAPER_AGGREGATE_NOTE, parse_eps
-from robbench.results import ATTACK_SCHEMA, RunStore
+from robbench.store.table import read_table
+from robbench.leaderboard.builder import build
+from robbench.leaderboard.papers import PAPER_AGGREGATE_NOTE, parse_eps
+from robbench.store.runs import ATTACK_SCHEMA, RunStore
 from tests.conftest import REPO_ROOT
 from tests.stores import new_run, write_attack, write_clean
 

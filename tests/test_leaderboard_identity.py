@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from model_zoo.zoo import MODELS, checkpoint_meta, load_model
-from robbench import results
-from robbench.checkpoints import save_checkpoint
+from robbench.zoo.lookup import MODELS, checkpoint_meta, load_model
+from robbench.store import runs as results
+from robbench.zoo.checkpoints import save_checkpoint
 from robbench.cli import run
-from robbench.leaderboard import read_table
-from robbench.results import RunStore
-from robbench.scoring import run_row
+from robbench.store.table import read_table
+from robbench.store.runs import RunStore
+from robbench.evaluation.scoring import run_row
 
 
 def eval_json(capsys, *args: str) -> dict:

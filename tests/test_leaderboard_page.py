@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from robbench.leaderboard import write_table
-from robbench.leaderboard_render import render
+from robbench.store.table import write_table
+from robbench.leaderboard.render.outputs import render_all
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -51,7 +51,7 @@ def synthetic_board(out: Path) -> Path:
              "worst_case_acc": 49.04, "source": "paper", "n_examples": None, "seed": None,
              "checkpoint_sha256": None, "unreliable": "paper: per-sample worst case unavailable"}
     write_table(out / "cifar10-Linf.csv", pd.DataFrame([paper]))
-    render(out)
+    render_all(out)
     return out / "index.html"
 
 

@@ -1,8 +1,8 @@
 import torch
 from torch import nn
 
-from model_zoo.architectures import ARCHITECTURES
-from robbench.analysis.linearize import class_directions, class_groups, correlation_matrix, linearize
+from robbench.zoo.architectures import ARCHITECTURES
+from robbench.analysis.linearization import class_directions, class_groups, correlation_matrix, linearize
 from robbench.defenses import DEFENSES
 
 

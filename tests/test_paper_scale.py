@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from model_zoo.zoo import MODELS, build_model, checkpoint_meta
-from robbench.checkpoints import save_checkpoint
+from robbench.zoo.lookup import MODELS, build_model, checkpoint_meta
+from robbench.zoo.checkpoints import save_checkpoint
 from robbench.cli import run
 from tests.fixtures import cifar_batch, write_pickle
 

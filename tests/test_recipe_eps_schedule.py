@@ -16,7 +16,7 @@ import torch
 import model_zoo.recipes.adversarial as adversarial
 import model_zoo.recipes.magnet as magnet
 from model_zoo.recipes import RECIPES, TrainContext
-from model_zoo.zoo import MODELS, build_model
+from robbench.zoo.lookup import MODELS, build_model
 from robbench.config import THREAT_DEFAULTS
 from robbench.datasets import Split, load_split
 from robbench.defenses.softmax import TradesModel

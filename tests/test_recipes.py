@@ -6,7 +6,7 @@ from torch import nn
 
 from model_zoo.recipes.magnet import batch_magnet_loss, neighbourhood, qtrades_adversary
 from model_zoo.train import train_model
-from model_zoo.zoo import MODELS, load_model
+from robbench.zoo.lookup import MODELS, load_model
 
 DIGITS_MODELS = [mid for mid, e in MODELS.items() if e.dataset == "digits"]
 
@@ -96,7 +96,7 @@ def test_every_digits_recipe_lowers_its_loss_and_beats_chance_on_a_tiny_budget(m
 
 
 def test_atc_groups_come_from_the_linearised_correlation_of_the_robust_model():
-    from robbench.analysis.linearize import class_directions, class_groups, correlation_matrix
+    from robbench.analysis.linearization import class_directions, class_groups, correlation_matrix
 
     robust = load_model("at-digits").model
     expected = class_groups(correlation_matrix(class_directions(robust, (1, 8, 8))))

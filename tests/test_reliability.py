@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 import robbench
-from model_zoo.zoo import MODELS, load_model
+from robbench.zoo.lookup import MODELS, load_model
 from robbench.cli import run
 from robbench.errors import RobbenchError
-from robbench.leaderboard import upsert_row
-from robbench.leaderboard_build import build
-from robbench.records import read_csv_record, write_csv_record
-from robbench.results import ATTACK_SCHEMA, RunStore
-from robbench.verify import verify
+from robbench.store.table import upsert_row
+from robbench.leaderboard.builder import build
+from robbench.store.records import read_csv_record, write_csv_record
+from robbench.store.runs import ATTACK_SCHEMA, RunStore
+from robbench.leaderboard.verification import verify
 from tests.conftest import REPO_ROOT
 from tests.stores import new_run, write_attack, write_clean
 from tests.test_cli_errors import one_error_line
@@ -312,7 +312,7 @@ class Wrap(nn.Module):
         return self.post(out) if self.post is not None else out
 
 
-def evaluate_wrap(tmp_path: Path, model: nn.Module) -> robbench.api.EvalResult:
+def evaluate_wrap(tmp_path: Path, model: nn.Module) -> robbench._api.EvalResult:
     return robbench.evaluate(model, dataset="digits", attacks=["fgsm"], n_examples=3,
                              runs_dir=tmp_path / "runs", leaderboard=tmp_path / "b.csv")
 

@@ -9,8 +9,8 @@ import time
 
 import pandas as pd
 
-from robbench.records import read_csv_record
-from robbench.results import ATTACK_SCHEMA
+from robbench.store.records import read_csv_record
+from robbench.store.runs import ATTACK_SCHEMA
 
 from robbench.cli import run
 from tests.test_evaluate import Spy

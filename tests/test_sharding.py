@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from robbench.cli import run
-from robbench.records import read_csv_record
-from robbench.results import ATTACK_SCHEMA
+from robbench.store.records import read_csv_record
+from robbench.store.runs import ATTACK_SCHEMA
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -e '.[ray]'")
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from robbench import diagnostics as dg
+from robbench.evaluation import diagnostics as dg
 from robbench.cli import run
-from robbench.leaderboard_build import build
-from robbench.records import (HASH_PREFIX, RecordError, format_json_record, read_csv_record,
+from robbench.leaderboard.builder import build
+from robbench.store.records import (HASH_PREFIX, RecordError, format_json_record, read_csv_record,
                               sha256_text, write_csv_record)
-from robbench.results import ATTACK_SCHEMA, CLEAN_SCHEMA, RunStore
+from robbench.store.runs import ATTACK_SCHEMA, CLEAN_SCHEMA, RunStore
 from tests.conftest import REPO_ROOT
 from tests.stores import new_run, new_store, write_attack, write_clean
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from model_zoo.zoo import MODELS, load_model
+from robbench.zoo.lookup import MODELS, load_model
 from robbench.cli import run
 from robbench.datasets import load_split
 from tests.conftest import REPO_ROOT

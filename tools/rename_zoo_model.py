@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from robbench.records import write_json_record
-from robbench.results import META, RunStore
+from robbench.store.records import write_json_record
+from robbench.store.runs import META, RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "model_zoo" / "manifest.json"

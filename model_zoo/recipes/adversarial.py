@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from model_zoo.recipes.base import TrainContext, register_recipe
+from robbench.analysis.linearization import class_directions, class_groups, correlation_matrix
+from robbench.zoo.lookup import load_model
 
 
 def maximize_linf(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float,
@@ -58,9 +60,6 @@ def train_adversarial(ctx: TrainContext) -> None:
 
 
 def derive_groups(ctx: TrainContext) -> list[list[int]]:
-    from model_zoo.zoo import load_model
-    from robbench.analysis.linearize import class_directions, class_groups, correlation_matrix
-
     robust = load_model(ctx.args["groups_from"]).model
     return class_groups(correlation_matrix(class_directions(robust, tuple(ctx.train.x.shape[1:]))))
 

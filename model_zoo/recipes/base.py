@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from robbench.config import THREAT_DEFAULTS
 from robbench.datasets import Split
 from robbench.defenses import DefenseModel
 from robbench.registry import Registry
@@ -46,7 +47,6 @@ class TrainContext:
     @property
     def target_eps(self) -> float:
         """The budget after the warm-up: recipe arg `eps`, else the dataset's protocol L∞ ε."""
-        from robbench.config import THREAT_DEFAULTS
         return float(self.args.get("eps", THREAT_DEFAULTS[self.dataset].linf_eps))
 
     @property

@@ -12,8 +12,11 @@ import numpy as np
 import torch
 
 from robbench.attacks import ATTACKS, Attack, AttackResult
-from robbench.config import RUNS_DIR
+from robbench.config import RUNS_DIR, THREAT_DEFAULTS
+from robbench.datasets import DATASETS, load_split
 from robbench.errors import RobbenchError
+from robbench.evaluation.evaluator import resolve_device
+from robbench.zoo.lookup import MODELS, load_model
 
 DEFAULT_N = 100  # test points per analysis unless --n-examples says otherwise
 BATCH = 256
@@ -70,10 +73,6 @@ def single_model(model_ids: list[str], what: str) -> str:
 
 def load_inputs(model_id: str, opts: AnalysisOptions) -> Inputs:
     """The zoo model (eval mode) and the first N test points of its dataset."""
-    from model_zoo.zoo import MODELS, load_model  # the zoo imports robbench: import late
-    from robbench.datasets import DATASETS, load_split
-    from robbench.evaluate import resolve_device
-
     entry = MODELS.get(model_id)
     spec = DATASETS.get(entry.dataset)
     device = resolve_device(opts.device)
@@ -89,8 +88,6 @@ def load_inputs(model_id: str, opts: AnalysisOptions) -> Inputs:
 
 
 def protocol_eps(dataset: str, norm: str) -> float:
-    from robbench.config import THREAT_DEFAULTS
-
     return THREAT_DEFAULTS[dataset].eps(norm)
 
 

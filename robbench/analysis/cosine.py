@@ -13,13 +13,12 @@ import torch.nn.functional as F
 
 from robbench.analysis.common import (AnalysisOptions, Report, attack, features, load_inputs, one_eps,
                                       predict, pyplot, run_attack, save_figure, single_model)
+from robbench.defenses.mat import MATModel
+from robbench.defenses.mmc import MMCModel
 from robbench.errors import RobbenchError
 
 
 def class_centres(model: torch.nn.Module) -> torch.Tensor:
-    from robbench.defenses.mat import MATModel
-    from robbench.defenses.mmc import MMCModel
-
     if not isinstance(model, (MATModel, MMCModel)):
         raise RobbenchError(f"cosine needs a model with fixed class centres (MAT or MMC); "
                             f"{getattr(model, 'defense_id', type(model).__name__)!r} has none")

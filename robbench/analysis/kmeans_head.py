@@ -13,7 +13,7 @@ clustered by class. This analysis repeats the experiment on a zoo model:
   question that needs no labels at fitting time.
 
 Both are compared with the model's own decision rule on the same test points. The
-result is stored in the results store (robbench.analysis.records), where the
+result is stored in the results store (robbench.store.analyses), where the
 leaderboards' findings read it."""
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from robbench.analysis.common import AnalysisOptions, Report, features, predict, single_model
+from robbench.datasets import DATASETS, load_split
 from robbench.errors import RobbenchError
+from robbench.evaluation.evaluator import resolve_device, versions
+from robbench.store.analyses import save_record
+from robbench.store.runs import today
+from robbench.zoo.lookup import MODELS, load_model
 
 ANALYSIS = "kmeans-head"
 CLUSTERS_PER_CLASS = 2  # K of the head
@@ -65,12 +70,6 @@ def nearest(f: np.ndarray, centres: np.ndarray, classes: np.ndarray) -> np.ndarr
 
 
 def analyze(model_ids: list[str], opts: AnalysisOptions, k: int = CLUSTERS_PER_CLASS) -> Report:
-    from model_zoo.zoo import MODELS, load_model  # the zoo imports robbench: import late
-    from robbench.analysis.records import save_record
-    from robbench.datasets import DATASETS, load_split
-    from robbench.evaluate import resolve_device, versions
-    from robbench.results import today
-
     model_id = single_model(model_ids, ANALYSIS)
     entry = MODELS.get(model_id)
     device = resolve_device(opts.device)
@@ -96,7 +95,7 @@ def analyze(model_ids: list[str], opts: AnalysisOptions, k: int = CLUSTERS_PER_C
     results = {"model_acc": acc(own), "kmeans_head_acc": acc(head),
                "unsupervised_kmeans_acc": acc(unsupervised),
                "agreement_with_model": round(100.0 * float((head == own).mean()), 2),
-               # the paired counts behind the two accuracies (robbench.findings tests them)
+               # the paired counts behind the two accuracies (robbench.leaderboard.findings tests them)
                "only_model_correct": int(((own == y_test) & (head != y_test)).sum()),
                "only_head_correct": int(((head == y_test) & (own != y_test)).sum())}
     params = {"clusters_per_class": k, "n_init": N_INIT, "n_train": int(len(y_train)),

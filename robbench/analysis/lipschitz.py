@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robbench.errors import RobbenchError
+from robbench.zoo.architectures import BasicBlock, FeatureNet, Normalize
 
 POWER_ITERS = 500
 POWER_TOL = 1e-9
@@ -156,8 +157,6 @@ class _Walker:
         self.shapes, self.method = shapes, method
 
     def factors(self, module: nn.Module, name: str) -> list[LayerFactor]:
-        from model_zoo.architectures import BasicBlock, FeatureNet  # the zoo imports robbench: import late
-
         if isinstance(module, FeatureNet):
             return (self.factors(module.normalize, f"{name}normalize")
                     + self.factors(module.trunk, f"{name}trunk.")
@@ -176,8 +175,6 @@ class _Walker:
         return [self.leaf(module, name.rstrip("."))]
 
     def leaf(self, module: nn.Module, name: str) -> LayerFactor:
-        from model_zoo.architectures import Normalize
-
         kind = type(module).__name__
         if isinstance(module, nn.Linear):
             sigma = torch.linalg.matrix_norm(module.weight.detach().double(), ord=2).item()

@@ -39,9 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robbench.analysis.common import (AnalysisOptions, Inputs, Report, attack, features, load_inputs,
-                                      predict, pyplot, run_attack, save_figure, single_model)
+from robbench.analysis.common import (AnalysisOptions, Inputs, Report, attack, features, load_inputs, predict,
+                                      pyplot, run_attack, save_figure, single_model)
 from robbench.analysis.lipschitz import LipschitzBound, lipschitz_bound
+from robbench.defenses.magnet import MagnetModel
+from robbench.defenses.mmc import MMCModel
+from robbench.defenses.prototypes import PrototypeModel, PrototypeRefModel
 from robbench.errors import RobbenchError
 
 
@@ -55,10 +58,6 @@ class CentreRule:
 
 def centre_rule(model: torch.nn.Module) -> CentreRule:
     """The model's decision as a nearest-centre rule (see the module docstring)."""
-    from robbench.defenses.magnet import MagnetModel
-    from robbench.defenses.mmc import MMCModel
-    from robbench.defenses.prototypes import PrototypeModel, PrototypeRefModel
-
     name = getattr(model, "defense_id", type(model).__name__)
     if isinstance(model, MagnetModel):
         if model.d_near is not None:

@@ -1,5 +1,5 @@
 """Linearised-network class directions W and their correlation matrix C (METHODS §4.3):
-W_j = ∇_x of the linearised logit j (robbench.analysis.linearize), C = Ŵ Ŵᵀ with rows
+W_j = ∇_x of the linearised logit j (robbench.analysis.linearization), C = Ŵ Ŵᵀ with rows
 L2-normalised, and the class groups of C_op = sign(C) (`class_groups`, as AT+C uses).
 
 Models whose logits are not affine in the features (distance-based: magnet/ClusTR,
@@ -19,8 +19,10 @@ import torch
 
 from robbench.analysis.common import (AnalysisOptions, Report, format_matrix, heatmap, pyplot, save_figure,
                                       single_model)
-from robbench.analysis.linearize import class_directions, class_groups, correlation_matrix
+from robbench.analysis.linearization import class_directions, class_groups, correlation_matrix
+from robbench.datasets import DATASETS
 from robbench.errors import RobbenchError
+from robbench.zoo.lookup import MODELS, load_model
 
 
 def logits_affine_in_features(model: torch.nn.Module, trials: int = 3) -> bool:
@@ -47,9 +49,6 @@ def directions(model: torch.nn.Module, input_shape: tuple[int, ...]) -> tuple[to
 
 
 def analyze(model_ids: list[str], opts: AnalysisOptions) -> Report:
-    from model_zoo.zoo import MODELS, load_model
-    from robbench.datasets import DATASETS
-
     model_id = single_model(model_ids, "weight-corr")
     if opts.eps:
         raise RobbenchError("--eps has no meaning for weight-corr (no attack is run)")

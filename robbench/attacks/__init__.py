@@ -5,7 +5,3 @@ from robbench.attacks import (adaptive, autoattack, cascade, l2_suite, minimum_n
                               pgd, targeted, transfer)  # (registers)
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "register_attack"]
-
-from robbench._callable import make_callable  # noqa: E402
-
-make_callable(__name__, "attacks")  # robbench.attacks() lists the attacks (Python API)

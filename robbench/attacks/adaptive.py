@@ -79,7 +79,7 @@ OBJECTIVES: dict[str, Objective] = {
     "feature": Objective(
         lambda model, f, z, x, y: (f - clean_features(model, x)).flatten(1).pow(2).sum(1),
         clean_forward=lambda model: True),
-    # the defense's own training loss on x' (OwnLossPGD calls it; robbench.external)
+    # the defense's own training loss on x' (OwnLossPGD calls it; robbench.evaluation.external)
     "own-loss": Objective(lambda model, f, z, x, y: z.new_zeros(len(y)), ("loss",),
                           "a model with a training loss", lambda model: True),
     # only logits are needed, so it applies to any model
@@ -95,6 +95,13 @@ class AdaptivePGD(PGD):
     """PGD maximising OBJECTIVES[loss] of f(x_adv); success by the wrapper's logits."""
 
     steps: int = 100
+
+    @property
+    def kind(self) -> str:
+        return "adaptive"
+
+    def describe(self) -> str:
+        return f"PGD on the {self.loss} objective, {self.steps} steps x {self.restarts} restarts"
 
     def __post_init__(self) -> None:
         if self.loss not in OBJECTIVES:
@@ -140,6 +147,9 @@ class OwnLossPGD(AdaptivePGD):
 
     loss: str = "own-loss"
 
+    def describe(self) -> str:
+        return f"PGD on the model's own loss, {self.steps} steps x {self.restarts} restarts"
+
     def objective(self, model: DefenseModel, x_adv: torch.Tensor, x: torch.Tensor,
                   y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return model.loss(x_adv, y), model(x_adv)
@@ -150,7 +160,7 @@ ADAPTIVE_PGD: tuple[AdaptivePGD, ...] = tuple(
     for name, loss in [("ce", "ce"), ("dlr", "dlr"), ("margin", "margin"), ("magnet", "magnet"),
                        ("mmc", "mmc"), ("mmc-targeted", "mmc-targeted"), ("mat", "mat"),
                        ("prototype", "prototype"), ("trades", "trades-kl")])
-# For third-party models (robbench.external). Kept out of ADAPTIVE_PGD, whose parameters
+# For third-party models (robbench.evaluation.external). Kept out of ADAPTIVE_PGD, whose parameters
 # are part of `adaptive`'s recorded parameters: adding them there would invalidate every
 # `adaptive` row on record.
 EXTERNAL_ADAPTIVE_PGD: tuple[AdaptivePGD, ...] = (
@@ -166,6 +176,13 @@ class AdaptiveSuite(Attack):
 
     steps: int | None = None
     restarts: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return "adaptive"
+
+    def describe(self) -> str:
+        return "the defense's own adaptive attacks, in turn"
 
     def sub_attacks(self, model: DefenseModel) -> list[Attack]:
         ids = getattr(model, "adaptive_attacks", ())  # a third-party model's are per instance

@@ -116,6 +116,22 @@ class AutoAttackRun(Attack):
         """Square is a stage of the standard and plus versions (not of rand)."""
         return self.version in ("standard", "plus") or "square" in self.attacks
 
+    @property
+    def kind(self) -> str:
+        if self.version != "custom" or len(self.attacks) > 1:
+            return "ensemble"
+        return "score-based" if self.attacks == ("square",) else "gradient"
+
+    def describe(self) -> str:
+        if self.version != "custom":
+            return f"AutoAttack, {self.version} version"
+        names = {"apgd-ce": f"APGD on cross-entropy, {self.steps} steps",
+                 "apgd-dlr": f"APGD on the DLR loss, {self.steps} steps",
+                 "apgd-t": f"targeted APGD, {self.n_target_classes} targets x {self.steps} steps",
+                 "fab-t": f"targeted FAB, {self.n_target_classes} targets x {self.steps} steps",
+                 "square": f"Square, {self.n_queries} queries"}
+        return "AutoAttack's " + " + ".join(names.get(a, a) for a in self.attacks)
+
     def configure(self, adversary: AutoAttack, seed: int) -> None:
         """A subclass's last word on the configured `adversary` (a method, not a field:
         a new field would change the recorded parameters of every committed AutoAttack
@@ -176,6 +192,10 @@ class SquareDraws(AutoAttackRun):
     n_queries: int = 20000
     draws: int = 1
     seed_offset: int = 1
+
+    def describe(self) -> str:
+        draws = "1 draw" if self.draws == 1 else f"{self.draws} draws"
+        return f"Square, {self.n_queries} queries, {draws}, seed offset {self.seed_offset}"
 
     def configure(self, adversary: AutoAttack, seed: int) -> None:
         adversary.square.n_restarts = self.draws

@@ -5,27 +5,18 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from robbench.defenses import DefenseModel
 from robbench.registry import Registry
+from robbench.store.runs import use_attack_registry
+from robbench.types import AttackResult
 
-
-@dataclass
-class AttackResult:
-    """Per-sample outcome. `success[i]`: x_adv[i] is misclassified. `norm[i]`: the
-    perturbation's size in the attack's norm. Counts are forward/backward passes
-    spent on sample i."""
-
-    x_adv: torch.Tensor
-    success: torch.Tensor
-    norm: torch.Tensor
-    n_forward: torch.Tensor
-    n_backward: torch.Tensor
-    flags: list[str] = field(default_factory=list)
+__all__ = ["ATTACKS", "Attack", "AttackResult", "perturbation_norm", "register_attack",
+           "run_in_batches", "sample_generator"]
 
 
 @dataclass(frozen=True)
@@ -53,8 +44,21 @@ class Attack:
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def kind(self) -> str:
+        """One word for `robbench attacks`: gradient, adaptive, ensemble, score-based,
+        transfer, min-norm or cascade."""
+        return "min-norm" if self.minimum_norm else "gradient-free" if self.gradient_free else "gradient"
+
+    def describe(self) -> str:
+        """One line for `robbench attacks` (the full parameters: `params()`): by default
+        the first sentence of the class docstring."""
+        doc = " ".join((type(self).__doc__ or type(self).__name__).split())
+        return doc.split(". ")[0].rstrip(".")
+
 
 ATTACKS: Registry[Attack] = Registry("attack")
+use_attack_registry(ATTACKS)  # the store checks a minimum-norm attack's records as such
 
 
 def register_attack(attack: Attack) -> Attack:

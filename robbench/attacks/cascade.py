@@ -74,6 +74,13 @@ class Cascade(Attack):
         return [ATTACKS.get(a) for a in self.attacks]
 
     @property
+    def kind(self) -> str:
+        return "cascade"
+
+    def describe(self) -> str:
+        return f"{len(self.attacks)} attacks in turn, each on the samples left robust"
+
+    @property
     def gradient_free(self) -> bool:
         return any(a.gradient_free for a in self.stages())
 

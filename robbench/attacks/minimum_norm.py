@@ -120,6 +120,10 @@ class CarliniWagnerL2(MinimumNormAttack):
     initial_const: float = 1e-3
     abort_early: bool = True
 
+    def describe(self) -> str:
+        return (f"foolbox Carlini-Wagner L2: {self.binary_search_steps} searches x {self.steps} "
+                f"steps")
+
     def foolbox_attack(self) -> fb.attacks.MinimizationAttack:
         return fb.attacks.L2CarliniWagnerAttack(
             binary_search_steps=self.binary_search_steps, steps=self.steps,
@@ -134,6 +138,9 @@ class DDN(MinimumNormAttack):
     init_epsilon: float = 1.0
     steps: int = 100
     gamma: float = 0.05
+
+    def describe(self) -> str:
+        return f"foolbox DDN (decoupled direction and norm): {self.steps} steps"
 
     def foolbox_attack(self) -> fb.attacks.MinimizationAttack:
         return fb.attacks.DDNAttack(init_epsilon=self.init_epsilon, steps=self.steps,

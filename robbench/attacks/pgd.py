@@ -82,6 +82,12 @@ class PGD(Attack):
     random_init: bool = True
     loss: str = "ce"
 
+    def describe(self) -> str:
+        if self.steps == 1 and not self.random_init:
+            return f"FGSM: one step of {self.step_fraction:g}·eps on {self.loss}, no random start"
+        return (f"PGD on {self.loss}: {self.steps} steps x {self.restarts} restarts, "
+                f"step {self.step_fraction:g}·eps")
+
     @property
     def rng_stream(self) -> str:
         """Random starts depend on the norm, not the step count: pgd100 begins each

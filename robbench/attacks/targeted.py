@@ -30,6 +30,9 @@ class TargetedPGD(PGD):
 
     steps: int = 100
 
+    def describe(self) -> str:
+        return f"PGD toward every other class: {self.steps} steps x {self.restarts} restarts"
+
     @property
     def rng_stream(self) -> str:
         return f"pgd-targeted-{self.norm}"

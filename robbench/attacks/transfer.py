@@ -10,20 +10,18 @@ from functools import lru_cache
 
 import torch
 
-from robbench.attacks.base import (Attack, AttackResult, perturbation_norm, register_attack,
-                                   sample_generator)
+from robbench.attacks.base import Attack, AttackResult, perturbation_norm, register_attack, sample_generator
 from robbench.attacks.losses import cross_entropy
 from robbench.attacks.pgd import ascent_step, random_start
 from robbench.config import PGD_STEP_FRACTION
 from robbench.defenses import DefenseModel
 from robbench.errors import RobbenchError
+from robbench.zoo.lookup import MODELS, load_model
 
 
 @lru_cache(maxsize=8)
 def substitute_model(model_id: str, device: str) -> DefenseModel:
     """Loaded once per (model, device): a transfer run calls this for every batch."""
-    from model_zoo.zoo import MODELS, load_model  # the zoo imports robbench: import late
-
     if model_id not in MODELS:
         raise RobbenchError(f"transfer needs the substitute model {model_id!r}, "
                             "which the zoo does not have")
@@ -52,6 +50,13 @@ class Transfer(Attack):
     substitute: str = "nominal"  # zoo id prefix: the substitute is f"{substitute}-{dataset}"
     steps: int = 100
     step_fraction: float = PGD_STEP_FRACTION
+
+    @property
+    def kind(self) -> str:
+        return "transfer"
+
+    def describe(self) -> str:
+        return f"PGD ({self.steps} steps) on the {self.substitute} zoo model, transferred"
 
     def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             sample_ids: torch.Tensor, seed: int) -> AttackResult:

@@ -1,0 +1,1 @@
+"""Rendering leaderboard tables: Markdown, plots, the HTML page (templates/), the findings."""
