@@ -101,7 +101,10 @@ def test_interrupted_eval_keeps_leaderboard_intact_and_finished_results(tmp_path
     cmd = [sys.executable, "-c", "from robbench.cli import main; main()", "eval", "--model",
            "nominal-digits", "--attacks", "pgd100", "--eps", "0.03", "--batch-size", "16",
            "--leaderboard", str(board), "--runs-dir", str(tmp_path / "runs")]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT at its default in the child: a suite started as a background job inherits it
+    # ignored, and Python then installs no KeyboardInterrupt handler
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300  # generous: on a loaded machine the first batch can take minutes
     rows = None
     while time.time() < deadline and proc.poll() is None:

@@ -62,6 +62,7 @@ def test_the_substitutions_only_shrink_budgets():
     assert small("robbench verify") == "robbench verify"
 
 
+@pytest.mark.slow  # about 2 minutes in all: CI runs it after the main suite (.ci/run)
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_the_code_blocks_run(doc, tmp_path):
     if not any(lang in ("bash", "python") for lang, _ in blocks(doc.read_text())):
