@@ -24,14 +24,13 @@ again changes nothing."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from robbench.errors import RobbenchError
-from robbench.store.records import HASH_PREFIX, META_PREFIX, RecordError, check_fields, read_json_record, \
-    write_json_record
+from robbench.store.records import (RecordError, check_fields, is_int, read_csv_header, read_json_record,
+                                    write_json_record)
 from robbench.store.runs import (CLEAN, DIAGNOSTICS, META, META_FIELDS, STORE_VERSION, VERSION_KEY, RunStore,
                                  StoreVersionError, run_roots, version_problem)
 
@@ -40,17 +39,7 @@ OLD_TOOLS = "tools/migrate_store_v2.py of commit f9a05a9 (git show f9a05a9:tools
 
 def _csv_run(path: Path) -> Any:
     """The `run` a CSV record's metadata line names (None if it names none)."""
-    try:
-        first, _, rest = path.read_text(encoding="utf-8").partition("\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path}: unreadable ({exc})") from None
-    second = rest.partition("\n")[0]
-    if not first.startswith(HASH_PREFIX):
-        raise RecordError(f"{path}: not a robbench record (no '{HASH_PREFIX.strip()}' first line)")
-    try:
-        return json.loads(second[len(META_PREFIX):]).get("run")
-    except (ValueError, AttributeError):
-        raise RecordError(f"{path}: line 2 is not the record's JSON metadata") from None
+    return read_csv_header(path)[0].get("run")
 
 
 def detect_version(root: Path) -> int:
@@ -62,7 +51,7 @@ def detect_version(root: Path) -> int:
     meta = read_json_record(path, {})
     if VERSION_KEY in meta:
         version = meta[VERSION_KEY]
-        if not isinstance(version, int) or isinstance(version, bool):
+        if not is_int(version):
             raise RecordError(f"{path}: field {VERSION_KEY!r} has an invalid value {version!r}")
         return version
     records = [root / CLEAN, *(root / "attacks" / f"{a}.csv" for a in meta.get("attacks", []))]

@@ -176,6 +176,13 @@ def write_csv_record(path: Path, schema: Schema, frame: pd.DataFrame,
 
 def read_csv_record(path: Path, schema: Schema) -> tuple[pd.DataFrame, dict[str, Any]]:
     """(typed table, metadata) of a record, or RecordError naming the file."""
+    meta, table = read_csv_header(path)
+    return _parse_table(table, schema, str(path), first_line=3), meta
+
+
+def read_csv_header(path: Path) -> tuple[dict[str, Any], str]:
+    """(metadata, the table's text) of a record whose hash holds, without parsing the
+    table (the migration reads records of older layouts this way)."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
@@ -196,7 +203,7 @@ def read_csv_record(path: Path, schema: Schema) -> tuple[pd.DataFrame, dict[str,
         assert isinstance(meta, dict)
     except (ValueError, AssertionError):
         raise RecordError(f"{path}: line 2 is not the record's JSON metadata") from None
-    return _parse_table(table, schema, str(path), first_line=3), meta
+    return meta, table
 
 
 def _parse_table(table: str, schema: Schema, where: str, first_line: int = 1) -> pd.DataFrame:
