@@ -56,7 +56,7 @@ def list_models() -> list[dict[str, Any]]:
 
 def list_attacks() -> list[dict[str, Any]]:
     """Every registered attack id with its parameters (as `robbench attacks --json`)."""
-    return [{"id": aid, "type": type(a).__name__, **a.params()} for aid, a in ATTACKS.items()]
+    return [attack.listing() for _, attack in ATTACKS.items()]
 
 
 def load_model(model_id: str, checkpoint: str | Path | None = None,

@@ -44,6 +44,10 @@ class Attack:
     def params(self) -> dict[str, Any]:
         return asdict(self)
 
+    def listing(self) -> dict[str, Any]:
+        """What robbench.list_attacks() and `robbench attacks --json` give for it."""
+        return {"id": self.id, "type": type(self).__name__, **self.params()}
+
     @property
     def kind(self) -> str:
         """One word for `robbench attacks`: gradient, adaptive, ensemble, score-based,

@@ -46,13 +46,6 @@ def presets() -> list[dict[str, Any]]:
     return found
 
 
-def attack_row(attack_id: str) -> dict[str, Any]:
-    from robbench.attacks import ATTACKS
-
-    attack = ATTACKS.get(attack_id)
-    return {"id": attack_id, "type": type(attack).__name__, **attack.params()}
-
-
 def show_one(attack_id: str, as_json: bool) -> None:
     from robbench.attacks import ATTACKS
 
@@ -66,7 +59,7 @@ def show_one(attack_id: str, as_json: bool) -> None:
                                  subsequent_indent="  "))
         return
     attack = ATTACKS.get(attack_id)  # an unknown id: RobbenchError with the nearest ids
-    row = attack_row(attack_id)
+    row = attack.listing()
     if as_json:
         click.echo(json.dumps(row, indent=2))
         return
@@ -94,7 +87,7 @@ def attacks_command(attack_id, as_json) -> None:
         show_one(attack_id, as_json)
         return
     if as_json:
-        click.echo(json.dumps([attack_row(aid) for aid in ATTACKS], indent=2))
+        click.echo(json.dumps([a.listing() for _, a in ATTACKS.items()], indent=2))
         return
     rows = [[aid, a.norm, a.kind, a.describe()] for aid, a in ATTACKS.items()]
     lines = _table(["attack", "norm", "kind", "description"], rows, wrap_last=False)
