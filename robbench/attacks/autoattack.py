@@ -125,8 +125,9 @@ class AutoAttackRun(Attack):
     def describe(self) -> str:
         if self.version != "custom":
             return f"AutoAttack, {self.version} version"
-        names = {"apgd-ce": f"APGD on cross-entropy, {self.steps} steps",
-                 "apgd-dlr": f"APGD on the DLR loss, {self.steps} steps",
+        restarts = "" if self.restarts is None else f" x {self.restarts}"
+        names = {"apgd-ce": f"APGD on cross-entropy, {self.steps} steps{restarts}",
+                 "apgd-dlr": f"APGD on the DLR loss, {self.steps} steps{restarts}",
                  "apgd-t": f"targeted APGD, {self.n_target_classes} targets x {self.steps} steps",
                  "fab-t": f"targeted FAB, {self.n_target_classes} targets x {self.steps} steps",
                  "square": f"Square, {self.n_queries} queries"}
@@ -212,5 +213,11 @@ register_attack(AutoAttackRun(id="aa-l2", norm="L2", version="standard"))
 register_attack(AutoAttackRun(id="square-l2", norm="L2", version="custom", attacks=("square",)))
 register_attack(SquareDraws(id="square-l2-long", norm="L2"))
 register_attack(SquareDraws(id="square-l2-long2", norm="L2", seed_offset=2))
+# Eight fresh 5000-query draws, each on the samples the earlier ones left: pyautoattack's
+# Square shrinks its squares on a schedule fixed in fractions of n_queries, so a fresh
+# short draw searches anew where a long one only refines (results-square-draws.json: a
+# mat-mnist-t10k sample that three long draws left, two of four fresh draws broke).
+register_attack(SquareDraws(id="square-l2-restarts", norm="L2", n_queries=5000, draws=8,
+                            seed_offset=3))
 register_attack(AutoAttackRun(id="apgd-t-l2", norm="L2", version="custom", attacks=("apgd-t",)))
 register_attack(AutoAttackRun(id="fab-t-l2", norm="L2", version="custom", attacks=("fab-t",)))

@@ -48,7 +48,8 @@ PROBABILITY_TOL = 1e-3
 LARGE_EPS_LINF = 0.5  # the L2 budget is LARGE_EPS_LINF * sqrt(input size): the Linf ball's corner
 LARGE_EPS_STEPS = 20
 CHANCE_MARGIN = 0.10  # accuracy at the large ε must be ≤ chance + 10 points
-BLACK_BOX_ATTACKS = ("square", "square-l2", "square-l2-long", "square-l2-long2", "transfer")
+BLACK_BOX_ATTACKS = ("square", "square-l2", "square-l2-long", "square-l2-long2",
+                     "square-l2-restarts", "transfer")
 BEAT_MARGIN_POINTS = 1.0
 
 
