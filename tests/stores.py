@@ -45,14 +45,17 @@ def write_clean(store: RunStore, labels: list[int], preds: list[int]) -> None:
 
 def write_attack(store: RunStore, attack_id: str, success: list[bool],
                  params: dict[str, Any] | None = None, norm: list[float] | None = None,
-                 start: int = 0, mismatch: list[bool] | None = None) -> None:
-    """Rows for samples start..start+len(success)-1."""
+                 start: int = 0, mismatch: list[bool] | None = None,
+                 passes: tuple[list[int], list[int]] | None = None, seconds: float = 0.0) -> None:
+    """Rows for samples start..start+len(success)-1; `passes`: their (forward, backward)
+    counts (default none)."""
     n = len(success)
     params = params or {"id": attack_id}
     store.start_attack(attack_id, params)
-    zeros = torch.zeros(n, dtype=torch.int64)
+    forward, backward = ((torch.zeros(n, dtype=torch.int64),) * 2 if passes is None
+                         else (torch.tensor(passes[0]), torch.tensor(passes[1])))
     store.append_attack(attack_id, params, torch.arange(start, start + n), AttackResult(
         x_adv=torch.zeros(n), success=torch.tensor(success),
         norm=torch.zeros(n) if norm is None else torch.tensor(norm),
-        n_forward=zeros, n_backward=zeros), seconds=0.0, versions=VERSIONS,
+        n_forward=forward, n_backward=backward), seconds=seconds, versions=VERSIONS,
         mismatch=None if mismatch is None else torch.tensor(mismatch))

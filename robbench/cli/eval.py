@@ -70,6 +70,9 @@ def eval_command(model_id, dataset, attacks, n_examples, eps, batch_size, seed, 
                f"eps={summary['eps']:.6g}, n={summary['n_examples']}, seed={summary['seed']}, "
                f"checkpoint {summary['checkpoint_sha256'][:12]}")
     click.echo(tabulate(rows, headers=["", "accuracy %", "successes", "seconds"]))
+    spent = summary["cost"]
+    click.echo(f"cost: {spent['forward_per_point']:.0f} forward + {spent['backward_per_point']:.0f} "
+               f"backward passes per point, {spent['seconds']:.0f} s on {spent['device'] or 'cpu'}")
     click.echo(f"per-sample results: {summary['run_dir']}\nleaderboard: {summary['leaderboard']}")
     for note in summary.get("notes", []):
         click.echo(f"note: {note}")

@@ -53,7 +53,9 @@ def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
     correct = clean_correct(store, n)
     robust = correct.copy()
     attacks: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
     for attack_id, rows, meta in covering_records(store, n):
+        records.append(meta)
         success = rows["success"].to_numpy(dtype=bool)
         attacks[attack_id] = {
             "robust_acc": 100.0 * float((correct & ~success).mean()),
@@ -65,7 +67,21 @@ def summarize(store: RunStore, n: int, requested: list[str]) -> dict[str, Any]:
         }
         robust &= ~success
     return {"clean_acc": 100.0 * float(correct.mean()), "attacks": attacks,
-            "worst_case_acc": 100.0 * float(robust.mean()), "worst_case_over": sorted(attacks)}
+            "worst_case_acc": 100.0 * float(robust.mean()), "worst_case_over": sorted(attacks),
+            "cost": cost(attacks, records, n)}
+
+
+def cost(attacks: dict[str, Any], records: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """What the worst case cost, so a reader can weigh a number against its price:
+    forward and backward passes per point of the row (summed over its attacks, a
+    clean-misclassified point costing none), the seconds its records took and the
+    devices they ran on. Seconds are those of each whole record, which may cover more
+    points than n; passes are counted on exactly the n points."""
+    devices = sorted({v.get("device") for r in records for v in r["versions"]} - {None})
+    return {"forward_per_point": round(sum(a["n_forward"] for a in attacks.values()) / n, 2),
+            "backward_per_point": round(sum(a["n_backward"] for a in attacks.values()) / n, 2),
+            "seconds": round(sum(r["seconds"] for r in records), 1),
+            "device": ", ".join(devices)}
 
 
 def norm_statistics(norms: np.ndarray) -> dict[str, Any]:
@@ -104,6 +120,7 @@ def run_row(store: RunStore) -> dict[str, Any] | None:
         "threat_model": meta["threat_model"], "eps": float(meta["eps"]),
         "architecture": meta["architecture"], "clean_acc": round(summary["clean_acc"], 2),
         "worst_case_acc": round(summary["worst_case_acc"], 2), "n_examples": n,
+        **summary["cost"],
         "seed": meta["seed"], "checkpoint_sha256": meta["checkpoint_sha256"],
         "robbench_version": _versions(records, meta, "robbench"),
         "torch_version": _versions(records, meta, "torch"),

@@ -16,11 +16,12 @@ from robbench.store.atomic import write_text_if_changed
 from robbench.store.locks import locked
 
 LEADING = ["model", "defense", "dataset", "threat_model", "eps", "architecture", "clean_acc"]
-TRAILING = ["worst_case_acc", "n_examples", "seed", "checkpoint_sha256", "robbench_version",
+TRAILING = ["worst_case_acc", "n_examples", "forward_per_point", "backward_per_point", "seconds",
+            "device", "seed", "checkpoint_sha256", "robbench_version",
             "torch_version", "date", "source", "unreliable", "reference"]
 INTEGER_COLUMNS = ["n_examples", "seed"]
 TEXT_COLUMNS = ["checkpoint_sha256", "robbench_version", "torch_version", "date", "unreliable",
-                "reference"]
+                "reference", "device"]
 # `<dataset>-<norm>.csv` or `<dataset>-<norm>-eps<ε>.csv` (see default_path)
 NAME_PATTERN = re.compile(r"^(?P<dataset>.+)-(?P<norm>Linf|L2)(?:-eps(?P<eps>[0-9.e+-]+))?$")
 

@@ -22,6 +22,9 @@ def fmt_eps(eps: float, dataset: str | None = None) -> str:
     return f"{eps:.6g}"
 
 
+COST_COLUMNS = ("forward_per_point", "backward_per_point", "seconds")
+
+
 def fmt_cell(column: str, value: Any, dataset: str | None) -> str:
     if is_missing(value):
         return ""
@@ -31,6 +34,8 @@ def fmt_cell(column: str, value: Any, dataset: str | None) -> str:
         return str(value)[:12]
     if column in ("n_examples", "seed"):
         return str(int(value))
+    if column in COST_COLUMNS:
+        return f"{float(value):.0f}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if column in LEADING or column in TRAILING or not is_metric(column):
             return f"{float(value):.2f}"

@@ -21,10 +21,12 @@ SCRIPT = (TEMPLATES / "page.js").read_text(encoding="utf-8")  # click a header t
 PAGE_TEMPLATE = string.Template((TEMPLATES / "page.html").read_text(encoding="utf-8"))
 
 
-# The default view: what a reader compares. Everything else is provenance, shown on demand.
-SHOWN = ["model", "defense", "clean_acc", "worst_case_acc"]
+# The default view: what a reader compares, what each number cost included. Everything
+# else is provenance, shown on demand.
+SHOWN = ["model", "defense", "clean_acc", "worst_case_acc", "forward_per_point",
+         "backward_per_point"]
 PROVENANCE = ["dataset", "threat_model", "eps", "architecture",
-              *[c for c in TRAILING if c != "worst_case_acc"]]
+              *[c for c in TRAILING if c not in SHOWN]]
 WIDE_COLUMNS = ("unreliable", "reference")
 
 
