@@ -22,8 +22,8 @@ seconds_ratio     new seconds / the committed cw + ddn seconds for those n sampl
 missed            samples the committed cw or ddn break within ε (success True) that
                   l2-suite leaves robust: must be 0
 missed_full       samples the full reference breaks that l2-suite together with its
-                  companions in `standard-l2` (COMPANIONS: square-l2, square-l2-long,
-                  fab-t-l2; the committed records) leaves robust: must be 0. The full
+                  companions in `standard-l2` (COMPANIONS: every other member,
+                  the committed records) leaves robust: must be 0. The full
                   reference is the union of sources of different kinds
                   (`full_reference`): cw, ddn (minimum-norm, gradient), the companions
                   (Square: gradient-free; FAB-T: minimum-norm) and, where

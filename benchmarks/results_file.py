@@ -11,11 +11,16 @@ from robbench.store.atomic import write_text_atomic
 
 
 def merged(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """rows in place of those models' rows in the file, the others kept, new ones last."""
+    """rows in place of those models' rows in the file (of that norm, in files with one
+    row per model and norm), the others kept, new ones last."""
     kept = json.loads(out.read_text()) if out.exists() else []
-    fresh = {r["model"]: r for r in rows}
-    merged_rows = [fresh.pop(r["model"], r) for r in kept]
+    fresh = {key(r): r for r in rows}
+    merged_rows = [fresh.pop(key(r), r) for r in kept]
     return merged_rows + list(fresh.values())
+
+
+def key(row: dict[str, Any]) -> tuple[str, str | None]:
+    return row["model"], row.get("norm")
 
 
 def write_rows(out: Path, rows: list[dict[str, Any]], merge: bool) -> None:

@@ -20,6 +20,13 @@ def test_a_run_on_some_models_replaces_their_rows_and_keeps_the_others(tmp_path)
     assert rows == [{"model": "a", "missed": 1}, {"model": "b", "missed": 0}, {"model": "c", "missed": 5}]
 
 
+def test_in_a_file_of_rows_per_model_and_norm_a_run_replaces_only_its_norms_row(tmp_path):
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps([{"model": "a", "norm": "Linf", "cost": 1}, {"model": "a", "norm": "L2", "cost": 2}]))
+    rows = merged(out, [{"model": "a", "norm": "L2", "cost": 3}])
+    assert rows == [{"model": "a", "norm": "Linf", "cost": 1}, {"model": "a", "norm": "L2", "cost": 3}]
+
+
 def test_without_a_results_file_the_run_s_rows_are_the_file(tmp_path):
     assert merged(tmp_path / "none.json", [{"model": "a"}]) == [{"model": "a"}]
 
@@ -72,7 +79,8 @@ def test_the_l2_suite_benchmark_judges_the_suite_against_every_source_on_record(
     n = int(robbench_robust("mat-digits", 60, runs, "L2").nonzero()[0]) + 1
     tiny = replace(ATTACKS.get("l2-suite"), stages=("apgd-ce",), apgd_steps=2)
     plain = compare("mat-digits", tiny, n, "cpu", 64, None, runs)
-    assert COMPANIONS == ("square-l2", "square-l2-long", "fab-t-l2", "apgd-t-l2", "square-l2-long2")
+    assert COMPANIONS == ("square-l2", "square-l2-long", "fab-t-l2", "apgd-t-l2", "square-l2-long2",
+                          "square-l2-restarts")
     assert plain["full_reference"] == ["cw", "ddn", *COMPANIONS] and plain["n"] == n
     oracle = tmp_path / "oracle.json"
     oracle.write_text(json.dumps([{"model": "mat-digits", "n": n, "library_broken_samples": list(range(n))}]))
@@ -81,3 +89,32 @@ def test_the_l2_suite_benchmark_judges_the_suite_against_every_source_on_record(
     assert judged["full_reference_worst_case_acc"] == 0.0
     left_robust = round(judged["worst_case_acc_with_companions"] * n / 100)
     assert judged["missed_full"] == left_robust >= 1
+
+
+def standard_store(tmp_path, skip: str | None = None):
+    from robbench.config import STANDARD_ATTACKS
+    from tests.stores import new_run, write_attack, write_clean
+
+    store = new_run(tmp_path / "runs", "nominal-digits")
+    write_clean(store, [0, 0, 0, 0], [0, 0, 0, 1])
+    for i, attack_id in enumerate(a for a in STANDARD_ATTACKS["standard"] if a != skip):
+        # pgd100 breaks sample 0, aa sample 1; sample 3 is misclassified (success, not "broken")
+        write_attack(store, attack_id, [attack_id == "pgd100", attack_id == "aa", False, True],
+                     passes=([i, i, i, 0], [0, 0, 0, 0]))
+    return store
+
+
+def test_the_standard_sets_breaks_are_the_union_of_its_records_on_clean_correct_samples(tmp_path):
+    from benchmarks.fast import standard_broken
+
+    broken, passes, worst = standard_broken(standard_store(tmp_path), 4, "Linf")
+    assert broken.tolist() == [True, True, False, False]
+    assert passes == sum(3 * i for i in range(7)) / 4
+    assert worst == 25.0
+
+
+def test_a_committed_run_without_every_standard_attack_is_refused(tmp_path):
+    from benchmarks.fast import standard_broken
+
+    with pytest.raises(SystemExit, match="lacks square"):
+        standard_broken(standard_store(tmp_path, skip="square"), 4, "Linf")

@@ -1,0 +1,192 @@
+"""What `--attacks fast` costs and what it misses, against AutoAttack standard and the
+committed standard set: `python -m benchmarks.fast` (writes benchmarks/results-fast.json,
+one entry per (model, norm), merged).
+
+For each zoo model and norm, `robbench eval` runs `fast` (or `fast-l2`) and then
+AutoAttack standard (`aa`, `aa-l2`) on the same points, one after the other into one
+scratch store, timed on this machine. n is the committed row's n, except where
+AutoAttack alone takes over 10 minutes on 2 cores (FIRST_200: its first 200 points).
+Reported per entry:
+- passes_fast, passes_aa: forward + backward passes per point of each, as recorded;
+  passes_standard: the same, summed over the committed standard set's records on the
+  same points; cost_vs_aa = passes_fast / passes_aa; seconds_vs_aa, both timed here.
+- worst_fast, worst_aa, worst_standard: robust accuracy (%) per sample over each.
+- missed_vs_standard: samples the committed standard set breaks that fast leaves robust.
+- missed_vs_oracle: samples the independent libraries of benchmarks.oracle broke
+  (`library_broken_samples` of results-oracle-<dataset>-<norm>.json) that fast leaves
+  robust; null where the oracle does not cover the model (its worst case lies under
+  the oracle's line), said in `oracle`.
+Run it on an otherwise idle machine: the two attacks are timed one after the other."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.oracle import results_path
+from benchmarks.results_file import write_rows
+from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS, THREAT_DEFAULTS
+from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
+from robbench.evaluation.scoring import WORST_CASE, clean_correct, covering_records, robust_vectors
+from robbench.store.runs import RunStore, run_dir
+from robbench.store.table import read_table
+from robbench.zoo.lookup import MODELS
+
+OUT = Path(__file__).parent / "results-fast.json"
+NORMS = ("Linf", "L2")
+FAST = {"Linf": "fast", "L2": "fast-l2"}
+AA = {"Linf": "aa", "L2": "aa-l2"}
+STANDARD = {"Linf": "standard", "L2": "standard-l2"}
+# AutoAttack standard alone over 10 minutes on 2 cores on the row's n: first 200 points
+FIRST_200: set[tuple[str, str]] = set()
+
+
+def row_n(model_id: str, norm: str, leaderboards: Path) -> int:
+    table = read_table(leaderboards / f"{MODELS.get(model_id).dataset}-{norm}.csv").set_index("model")
+    return int(table.loc[model_id, "n_examples"])
+
+
+def committed_store(model_id: str, norm: str, runs: Path) -> RunStore:
+    entry = MODELS.get(model_id)
+    eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
+    return RunStore(run_dir(runs, model_id, entry.checkpoint_sha256, norm, eps, DEFAULT_SEED))
+
+
+def per_point_passes(store: RunStore, n: int, attack_ids: set[str]) -> float:
+    return sum(float(rows["n_forward"].sum() + rows["n_backward"].sum())
+               for a, rows, _ in covering_records(store, n) if a in attack_ids) / n
+
+
+def standard_broken(store: RunStore, n: int, norm: str) -> tuple[np.ndarray, float, float]:
+    """(per sample: clean-correct and broken by a standard attack on record, passes per
+    point of those attacks, their worst case in %)."""
+    members = set(STANDARD_ATTACKS[STANDARD[norm]])
+    correct = clean_correct(store, n)
+    robust = correct.copy()
+    found = set()
+    for attack_id, rows, _ in covering_records(store, n):
+        if attack_id in members:
+            robust &= ~rows["success"].to_numpy(dtype=bool)
+            found.add(attack_id)
+    if found != members:
+        raise SystemExit(f"{model_id_of(store)} {norm}: the committed run lacks "
+                         f"{', '.join(sorted(members - found))}")
+    return correct & ~robust, per_point_passes(store, n, members), 100.0 * float(robust.mean())
+
+
+def model_id_of(store: RunStore) -> str:
+    return store.load_meta()["model"]
+
+
+def oracle_broken(model_id: str, norm: str, n: int) -> list[int] | None:
+    path = results_path(MODELS.get(model_id).dataset, norm)
+    rows = json.loads(path.read_text()) if path.exists() else []
+    row = next((r for r in rows if r["model"] == model_id), None)
+    return None if row is None else [i for i in row["library_broken_samples"] if i < n]
+
+
+def timed(model_id: str, attack_id: str, n: int, device: str, data_root: str | None,
+          runs: Path) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    summary = evaluate(EvalRequest(model_id=model_id, attacks=[attack_id], n_examples=n, device=device,
+                                   data_root=data_root, runs_dir=runs, leaderboard=runs / "scratch.csv",
+                                   progress=False))
+    return time.perf_counter() - started, summary
+
+
+def entry(model_id: str, norm: str, device: str, data_root: str | None, runs: Path,
+          leaderboards: Path, n: int | None = None) -> dict[str, Any]:
+    if n is None:
+        n = 200 if (model_id, norm) in FIRST_200 else row_n(model_id, norm, leaderboards)
+    committed = committed_store(model_id, norm, runs)
+    broken_std, passes_standard, worst_standard = standard_broken(committed, n, norm)
+    with tempfile.TemporaryDirectory() as scratch:
+        seconds_fast, summary = timed(model_id, FAST[norm], n, device, data_root, Path(scratch))
+        seconds_aa, _ = timed(model_id, AA[norm], n, device, data_root, Path(scratch))
+        store = RunStore(Path(summary["run_dir"]))
+        robust = robust_vectors(store, n)
+        passes_fast = per_point_passes(store, n, {FAST[norm]})
+        passes_aa = per_point_passes(store, n, {AA[norm]})
+        flags = store.load_attack(FAST[norm])[1]["flags"]
+    fast_robust = robust[FAST[norm]]
+    missed = np.flatnonzero(broken_std & fast_robust).tolist()
+    oracle = oracle_broken(model_id, norm, n)
+    oracle_missed = None if oracle is None else [i for i in oracle if fast_robust[i]]
+    return {
+        "model": model_id, "norm": norm, "n": n, "device": device,
+        "passes_fast": round(passes_fast, 1), "passes_aa": round(passes_aa, 1),
+        "passes_standard": round(passes_standard, 1),
+        "cost_vs_aa": round(passes_fast / passes_aa, 4),
+        "seconds_fast": round(seconds_fast, 1), "seconds_aa": round(seconds_aa, 1),
+        "seconds_vs_aa": round(seconds_fast / seconds_aa, 4),
+        "worst_fast": round(100.0 * float(fast_robust.mean()), 2),
+        "worst_aa": round(100.0 * float(robust[AA[norm]].mean()), 2),
+        "worst_standard": round(worst_standard, 2),
+        "missed_vs_standard": len(missed), "missed_vs_standard_samples": missed,
+        "missed_vs_oracle": None if oracle_missed is None else len(oracle_missed),
+        "missed_vs_oracle_samples": oracle_missed,
+        "oracle": ("results-oracle file" if oracle is not None
+                   else "none: the oracle covers the models at or above its line"),
+        "stages": sorted(f for f in flags if f.startswith("cascade:")),
+        "versions": versions(),
+    }
+
+
+TABLE_HEADER = ("| model | norm | n | cost_vs_aa | seconds_vs_aa | worst fast / AA / standard | "
+                "missed vs standard | missed vs oracle |")
+
+
+def table_line(row: dict[str, Any]) -> str:
+    """One entry as the Markdown row benchmarks/README.md quotes."""
+    oracle = "-" if row["missed_vs_oracle"] is None else str(row["missed_vs_oracle"])
+    return (f"| {row['model']} | {row['norm']} | {row['n']} | {row['cost_vs_aa']:.3f} | "
+            f"{row['seconds_vs_aa']:.3f} | {row['worst_fast']:.2f} / {row['worst_aa']:.2f} / "
+            f"{row['worst_standard']:.2f} | {row['missed_vs_standard']} | {oracle} |")
+
+
+def zoo_rows(norm: str, leaderboards: Path) -> list[str]:
+    """The zoo models with a measured row on the digits and mnist-t10k leaderboards."""
+    found = []
+    for dataset in ("digits", "mnist-t10k"):
+        table = read_table(leaderboards / f"{dataset}-{norm}.csv")
+        found += sorted(m for m in table[table["source"] == "measured"]["model"] if m in MODELS)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=None, help="comma-separated (default: every zoo model)")
+    parser.add_argument("--norms", default=",".join(NORMS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--runs-dir", default=RUNS_DIR)
+    parser.add_argument("--leaderboards", default=LEADERBOARD_DIR)
+    parser.add_argument("--n-examples", type=int, default=None,
+                        help="first N test points (default: the row's n, or 200 where stated)")
+    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--table", action="store_true",
+                        help="print the results file as benchmarks/README.md's table; run nothing")
+    args = parser.parse_args(argv)
+    if args.table:
+        print("\n".join([TABLE_HEADER, "|---" * 8 + "|",
+                         *(table_line(r) for r in json.loads(Path(args.out).read_text()))]))
+        return
+    for norm in args.norms.split(","):
+        models = args.models.split(",") if args.models else zoo_rows(norm, Path(args.leaderboards))
+        for model_id in models:
+            row = entry(model_id, norm, args.device, args.data_root, Path(args.runs_dir),
+                        Path(args.leaderboards), args.n_examples)
+            print(json.dumps({k: v for k, v in row.items() if k != "versions"}), flush=True)
+            if not args.no_write:
+                write_rows(Path(args.out), [row], merge=True)
+
+
+if __name__ == "__main__":
+    main()

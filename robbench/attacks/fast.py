@@ -1,0 +1,65 @@
+"""`fast` and `fast-l2`: one worst-case evaluation aiming at AutoAttack standard's
+strength for about a tenth of its model passes (forward + backward).
+
+Each is a cascade (robbench.attacks.cascade): every stage runs only on the samples the
+earlier ones left robust, so a sample broken in a few steps costs a few passes, and the
+passes saved there go to the samples that need them. The stages, cheapest first, and
+why each is there:
+
+1. A short attack on the right objective, to drop the easy samples: in L∞ the
+   defense's own adaptive attacks (MAT loss, magnet loss, prototype distance, KL for
+   TRADES, CE and DLR for softmax models, each followed by the C&W margin), 10 steps,
+   one restart, every iterate checked; on a clustering head an attack on the softmax
+   aims at the wrong objective. In L2, where robbench has no adaptive losses, PGD on the
+   cross-entropy, 10 steps.
+2. AutoAttack's targeted APGD, 9 targets x 25 steps: on its DLR-targeted loss, which
+   does not depend on the logits' scale. All nine targets, not the few most likely:
+   on the robust digits models three targets left samples robust that nine broke
+   (benchmarks/README.md); 25 steps instead of 100 keep the cost.
+3. Restarts where a sample came close (robbench.attacks.close_restarts, A3's
+   discarding): a 20-step DLR probe, then APGD-CE and APGD-DLR (2 restarts x 100
+   steps each) only on the samples whose best DLR loss came above -0.3. Past stage 2,
+   the samples left are mostly ones nothing breaks and a few borderline ones that only
+   some random start breaks; the probe tells them apart.
+4. A gradient-free stage: Square (200 queries in L∞; two draws of 1000 in L2, where
+   gradient attacks stall outside ε on MAT heads). Masked or flat gradients cannot
+   fool it; without it a worst case is not trusted (METHODS §3).
+
+What each (model, norm) costs and misses against AutoAttack and the full standard set:
+benchmarks/README.md (`python -m benchmarks.fast`)."""
+
+from __future__ import annotations
+
+from robbench.attacks.adaptive import AdaptiveSuite
+from robbench.attacks.autoattack import AutoAttackRun, SquareDraws
+from robbench.attacks.base import Attack, register_attack
+from robbench.attacks.cascade import Cascade
+from robbench.attacks.close_restarts import CloseRestarts
+from robbench.attacks.pgd import PGD
+
+
+def _apgd(id: str, norm: str, loss: str, **kw: int) -> Attack:
+    return register_attack(AutoAttackRun(id=id, norm=norm, version="custom", attacks=(loss,), **kw))
+
+
+def _stages(norm: str) -> tuple[Attack, ...]:
+    suffix = "" if norm == "Linf" else "-l2"
+    if norm == "Linf":
+        first: Attack = register_attack(AdaptiveSuite(id="fast-adaptive", norm=norm, steps=10, restarts=1))
+        square: Attack = register_attack(AutoAttackRun(id="fast-square", norm=norm, version="custom",
+                                                       attacks=("square",), n_queries=200))
+    else:
+        first = register_attack(PGD(id="fast-pgd-l2", norm=norm, steps=10, restarts=1))
+        square = register_attack(SquareDraws(id="fast-square-l2", norm=norm, n_queries=1000, draws=2,
+                                             seed_offset=10))
+    targeted = _apgd(f"fast-apgd-t{suffix}", norm, "apgd-t", steps=25, n_target_classes=9)
+    restarts = (_apgd(f"fast-apgd-ce-restarts{suffix}", norm, "apgd-ce", steps=100, restarts=2),
+                _apgd(f"fast-apgd-dlr-restarts{suffix}", norm, "apgd-dlr", steps=100, restarts=2))
+    close = register_attack(CloseRestarts(id=f"fast-close{suffix}", norm=norm, closeness=-0.3,
+                                          attacks=tuple(a.id for a in restarts)))
+    return first, targeted, close, square
+
+
+FAST_STAGES = {norm: _stages(norm) for norm in ("Linf", "L2")}
+register_attack(Cascade(id="fast", norm="Linf", attacks=tuple(a.id for a in FAST_STAGES["Linf"])))
+register_attack(Cascade(id="fast-l2", norm="L2", attacks=tuple(a.id for a in FAST_STAGES["L2"])))
