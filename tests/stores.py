@@ -46,7 +46,8 @@ def write_clean(store: RunStore, labels: list[int], preds: list[int]) -> None:
 def write_attack(store: RunStore, attack_id: str, success: list[bool],
                  params: dict[str, Any] | None = None, norm: list[float] | None = None,
                  start: int = 0, mismatch: list[bool] | None = None,
-                 passes: tuple[list[int], list[int]] | None = None, seconds: float = 0.0) -> None:
+                 passes: tuple[list[int], list[int]] | None = None, seconds: float = 0.0,
+                 versions: dict[str, str] | None = None) -> None:
     """Rows for samples start..start+len(success)-1; `passes`: their (forward, backward)
     counts (default none)."""
     n = len(success)
@@ -57,5 +58,5 @@ def write_attack(store: RunStore, attack_id: str, success: list[bool],
     store.append_attack(attack_id, params, torch.arange(start, start + n), AttackResult(
         x_adv=torch.zeros(n), success=torch.tensor(success),
         norm=torch.zeros(n) if norm is None else torch.tensor(norm),
-        n_forward=forward, n_backward=backward), seconds=seconds, versions=VERSIONS,
+        n_forward=forward, n_backward=backward), seconds=seconds, versions=versions or VERSIONS,
         mismatch=None if mismatch is None else torch.tensor(mismatch))

@@ -118,3 +118,11 @@ def test_a_committed_run_without_every_standard_attack_is_refused(tmp_path):
 
     with pytest.raises(SystemExit, match="lacks square"):
         standard_broken(standard_store(tmp_path, skip="square"), 4, "Linf")
+
+
+def test_fast_misses_the_samples_a_source_broke_that_it_counts_robust():
+    from benchmarks.fast import left_robust
+
+    fast_robust = np.array([True, False, True, True])
+    assert left_robust(fast_robust, [0, 1, 3]) == [0, 3]
+    assert left_robust(fast_robust, []) == []

@@ -1,12 +1,14 @@
 """What a row cost: forward and backward passes per point, seconds and device, from
 the records of the attacks behind its worst case (robbench.evaluation.scoring.cost)."""
 
+import json
+
 from robbench.cli import run
-from robbench.evaluation.scoring import run_row, summarize
+from robbench.evaluation.scoring import run_row
 from robbench.leaderboard.builder import build
 from robbench.leaderboard.render.page import page_columns
 from robbench.store.table import read_table
-from tests.stores import new_run, write_attack, write_clean
+from tests.stores import VERSIONS, new_run, write_attack, write_clean
 
 
 def two_attack_run(runs):
@@ -29,10 +31,22 @@ def test_a_rows_seconds_are_its_records_seconds(tmp_path):
     assert run_row(two_attack_run(tmp_path / "runs"))["seconds"] == 5.5
 
 
-def test_the_json_summary_carries_the_same_cost_as_the_row(tmp_path):
-    store = two_attack_run(tmp_path / "runs")
-    row, cost = run_row(store), summarize(store, 4, requested=[])["cost"]
-    assert {k: row[k] for k in cost} == cost
+def test_a_rows_device_names_every_device_its_records_ran_on(tmp_path):
+    store = new_run(tmp_path / "runs", "nominal-digits")
+    write_clean(store, [0, 0], [0, 0])
+    write_attack(store, "fgsm", [True, False], versions={**VERSIONS, "device": "cuda (H100)"})
+    write_attack(store, "pgd20", [True, False], versions={**VERSIONS, "device": "cpu"})
+    assert run_row(store)["device"] == "cpu, cuda (H100)"
+
+
+def test_eval_json_reports_the_passes_its_records_hold(workdir, capsys):
+    assert run(["eval", "--model", "nominal-digits", "--attacks", "fgsm,pgd20", "--n-examples", "10",
+                "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    records = summary["attacks"].values()
+    assert summary["cost"]["forward_per_point"] == round(sum(a["n_forward"] for a in records) / 10, 2)
+    assert summary["cost"]["backward_per_point"] == round(sum(a["n_backward"] for a in records) / 10, 2)
+    assert summary["cost"]["forward_per_point"] > 0
 
 
 def test_the_leaderboard_csv_has_the_cost_columns(tmp_path):

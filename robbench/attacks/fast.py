@@ -13,9 +13,9 @@ why each is there:
    aims at the wrong objective. In L2, where robbench has no adaptive losses, PGD on the
    cross-entropy, 10 steps.
 2. AutoAttack's targeted APGD, 9 targets x 25 steps: on its DLR-targeted loss, which
-   does not depend on the logits' scale. All nine targets, not the few most likely:
-   on the robust digits models three targets left samples robust that nine broke
-   (benchmarks/README.md); 25 steps instead of 100 keep the cost.
+   does not depend on the logits' scale. All nine targets, not the few most likely (in
+   trials while the stages were chosen, three left robust samples that nine broke on
+   the robust digits models); 25 steps instead of 100 keep the cost.
 3. Restarts where a sample came close (robbench.attacks.close_restarts, A3's
    discarding): a 20-step DLR probe, then APGD-CE and APGD-DLR (2 restarts x 100
    steps each) only on the samples whose best DLR loss came above -0.3. Past stage 2,
@@ -25,7 +25,10 @@ why each is there:
    gradient attacks stall outside ε on MAT heads). Masked or flat gradients cannot
    fool it; without it a worst case is not trusted (METHODS §3).
 
-What each (model, norm) costs and misses against AutoAttack and the full standard set:
+Stages 2 to 4 are AutoAttack's, which draws its randomness per batch, and a stage's
+batch is what the earlier stages left: a sample's verdict under `fast` can depend on
+the batch it ran in (as under `aa`), unlike robbench's own attacks. What each (model,
+norm) costs and misses against AutoAttack and the full standard set:
 benchmarks/README.md (`python -m benchmarks.fast`)."""
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ def eval_command(model_id, dataset, attacks, n_examples, eps, batch_size, seed, 
     click.echo(tabulate(rows, headers=["", "accuracy %", "successes", "seconds"]))
     spent = summary["cost"]
     click.echo(f"cost: {spent['forward_per_point']:.0f} forward + {spent['backward_per_point']:.0f} "
-               f"backward passes per point, {spent['seconds']:.0f} s on {spent['device'] or 'cpu'}")
+               f"backward passes per point, {spent['seconds']:.0f} s"
+               + (f" on {spent['device']}" if spent["device"] else ""))
     click.echo(f"per-sample results: {summary['run_dir']}\nleaderboard: {summary['leaderboard']}")
     for note in summary.get("notes", []):
         click.echo(f"note: {note}")

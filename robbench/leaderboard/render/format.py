@@ -34,8 +34,8 @@ def fmt_cell(column: str, value: Any, dataset: str | None) -> str:
         return str(value)[:12]
     if column in ("n_examples", "seed"):
         return str(int(value))
-    if column in COST_COLUMNS:
-        return f"{float(value):.0f}"
+    if column in COST_COLUMNS:  # whole passes and seconds, but not 0 for a fraction of one
+        return f"{float(value):.0f}" if float(value) >= 10 else f"{float(value):.1f}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if column in LEADING or column in TRAILING or not is_metric(column):
             return f"{float(value):.2f}"
