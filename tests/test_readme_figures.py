@@ -199,3 +199,11 @@ def test_the_cascade_timings_match_results_cascade():
     # the file's own rounded ratio agrees with its pass counts
     p = nominal["passes"]
     assert round(p["every_attack"] / p["cascade"], 2) == nominal["speedup_passes"]
+
+
+def test_the_fast_table_matches_results_fast():
+    from benchmarks.fast import TABLE_HEADER, table_line
+
+    assert_quoted(TABLE_HEADER)
+    for row in results("results-fast.json"):
+        assert_quoted(table_line(row))
