@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.oracle import results_path
+from benchmarks.oracle import committed_store, results_path, row_n
 from benchmarks.results_file import write_rows
-from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS, THREAT_DEFAULTS
+from robbench.config import LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS
 from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
-from robbench.evaluation.scoring import WORST_CASE, clean_correct, covering_records, robust_vectors
-from robbench.store.runs import RunStore, run_dir
+from robbench.evaluation.scoring import clean_correct, covering_records, robust_vectors
+from robbench.store.runs import RunStore
 from robbench.store.table import read_table
 from robbench.zoo.lookup import MODELS
 
@@ -53,17 +53,6 @@ STANDARD = {"Linf": "standard", "L2": "standard-l2"}
 # first 200 points: the L2 version on mnist-t10k (about 12 minutes per model on 500
 # points, benchmarks.oracle), whose Square spends 5000 queries on every sample it leaves.
 FIRST_200 = {("mnist-t10k", "L2")}
-
-
-def row_n(model_id: str, norm: str, leaderboards: Path) -> int:
-    table = read_table(leaderboards / f"{MODELS.get(model_id).dataset}-{norm}.csv").set_index("model")
-    return int(table.loc[model_id, "n_examples"])
-
-
-def committed_store(model_id: str, norm: str, runs: Path) -> RunStore:
-    entry = MODELS.get(model_id)
-    eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
-    return RunStore(run_dir(runs, model_id, entry.checkpoint_sha256, norm, eps, DEFAULT_SEED))
 
 
 def per_point_passes(store: RunStore, n: int, attack_ids: set[str]) -> float:
@@ -83,13 +72,9 @@ def standard_broken(store: RunStore, n: int, norm: str) -> tuple[np.ndarray, flo
             robust &= ~rows["success"].to_numpy(dtype=bool)
             found.add(attack_id)
     if found != members:
-        raise SystemExit(f"{model_id_of(store)} {norm}: the committed run lacks "
+        raise SystemExit(f"{store.load_meta()['model']} {norm}: the committed run lacks "
                          f"{', '.join(sorted(members - found))}")
     return correct & ~robust, per_point_passes(store, n, members), 100.0 * float(robust.mean())
-
-
-def model_id_of(store: RunStore) -> str:
-    return store.load_meta()["model"]
 
 
 def left_robust(robust: np.ndarray, broken: list[int]) -> list[int]:
@@ -115,7 +100,7 @@ def run_eval(model_id: str, attack_id: str, n: int, device: str, data_root: str 
 def entry(model_id: str, norm: str, device: str, data_root: str | None, runs: Path,
           leaderboards: Path, n: int | None = None) -> dict[str, Any]:
     if n is None:
-        n = 200 if (MODELS.get(model_id).dataset, norm) in FIRST_200 else row_n(model_id, norm, leaderboards)
+        n = 200 if (MODELS.get(model_id).dataset, norm) in FIRST_200 else row_n(model_id, leaderboards, norm)
     committed = committed_store(model_id, norm, runs)
     broken_std, passes_standard, worst_standard = standard_broken(committed, n, norm)
     with tempfile.TemporaryDirectory() as scratch:

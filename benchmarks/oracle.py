@@ -72,11 +72,16 @@ def row_n(model_id: str, leaderboards: Path, norm: str) -> int:
     return int(table.loc[model_id, "n_examples"])
 
 
-def robbench_robust(model_id: str, n: int, runs: Path, norm: str = "Linf") -> torch.Tensor:
-    """Per sample: clean-correct and no attack on record succeeded (the row's worst case)."""
+def committed_store(model_id: str, norm: str, runs: Path) -> RunStore:
+    """The run of the zoo model's leaderboard row: its checkpoint, the protocol ε, seed 0."""
     entry = MODELS.get(model_id)
     eps = THREAT_DEFAULTS[entry.dataset].eps(norm)
-    store = RunStore(run_dir(runs, model_id, entry.checkpoint_sha256, norm, eps, DEFAULT_SEED))
+    return RunStore(run_dir(runs, model_id, entry.checkpoint_sha256, norm, eps, DEFAULT_SEED))
+
+
+def robbench_robust(model_id: str, n: int, runs: Path, norm: str = "Linf") -> torch.Tensor:
+    """Per sample: clean-correct and no attack on record succeeded (the row's worst case)."""
+    store = committed_store(model_id, norm, runs)
     robust = torch.tensor(store.load_clean().set_index("index").loc[range(n), "correct"].to_numpy())
     for attack_id in store.attack_ids():
         rows = store.load_attack(attack_id)[0].set_index("index")

@@ -52,7 +52,8 @@ def square_draws(model_id: str, draws: int, queries: int, data_root: str | None,
         union |= hit
         per_draw[-1]["union"] = int(union.sum())
         print(json.dumps({"model": model_id, **per_draw[-1]}), flush=True)
-    return {"model": model_id, "n": n, "eps": eps, "queries": queries, "first_seed": first_seed, "row_robust": len(robust),
+    return {"model": model_id, "n": n, "eps": eps, "queries": queries, "first_seed": first_seed,
+            "row_robust": len(robust),
             "draws": per_draw, "union_broken_samples": robust[union].tolist()}
 
 
