@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ from robbench.zoo.lookup import load_model
 from robbench.datasets import load_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One xdist worker per core (pyproject's `-n 2`): a second intra-op thread per worker,
+    # or per CLI subprocess a test starts, would only compete for the other worker's core.
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")
