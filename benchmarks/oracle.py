@@ -39,6 +39,7 @@ from robbench.zoo.lookup import MODELS, load_model
 from robbench.attacks.base import perturbation_norm
 from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
+from robbench.evaluation.scoring import WORST_CASE, robust_vectors
 from robbench.store.table import read_table
 from robbench.store.runs import RunStore, run_dir
 
@@ -81,13 +82,7 @@ def committed_store(model_id: str, norm: str, runs: Path) -> RunStore:
 
 def robbench_robust(model_id: str, n: int, runs: Path, norm: str = "Linf") -> torch.Tensor:
     """Per sample: clean-correct and no attack on record succeeded (the row's worst case)."""
-    store = committed_store(model_id, norm, runs)
-    robust = torch.tensor(store.load_clean().set_index("index").loc[range(n), "correct"].to_numpy())
-    for attack_id in store.attack_ids():
-        rows = store.load_attack(attack_id)[0].set_index("index")
-        if set(range(n)) <= set(rows.index):
-            robust &= ~torch.tensor(rows.loc[range(n), "success"].to_numpy())
-    return robust
+    return torch.from_numpy(robust_vectors(committed_store(model_id, norm, runs), n)[WORST_CASE])
 
 
 def library_attack(name: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
