@@ -140,6 +140,16 @@ def test_black_box_beating_white_box_is_flagged(tmp_path, black_box):
     assert result.reasons and black_box in result.reasons[0] and "15.0 points" in result.reasons[0]
 
 
+def test_an_attack_with_a_square_stage_does_not_count_as_white_box(tmp_path):
+    # aa breaks what square breaks; as a white-box attack it would hide the 15 points
+    store = fake_store(tmp_path, {"pgd20": [True] * 5 + [False] * 15,
+                                  "aa": [True] * 8 + [False] * 12,
+                                  "square": [True] * 8 + [False] * 12})
+    result = dg.check_black_box(store, 20, ["aa", "pgd20", "square"])
+    assert result.details["white_box"] == ["pgd20"]
+    assert result.reasons and "15.0 points" in result.reasons[0]
+
+
 def test_black_box_check_needs_both_kinds_on_record(tmp_path):
     store = fake_store(tmp_path, {"square": [True] * 4})
     result = dg.check_black_box(store, 4, ["square"])

@@ -203,13 +203,21 @@ def _correct(store: RunStore, n: int) -> np.ndarray:
     return store.load_clean().set_index("index").loc[range(n), "correct"].to_numpy(dtype=bool)
 
 
+def _has_gradient_free_stage(attack_id: str) -> bool:
+    return attack_id in ATTACKS and ATTACKS.get(attack_id).gradient_free
+
+
 def check_black_box(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
     """(d) Square or transfer beating the white-box attacks: per sample, the black-box
     attack fools clean-correct points that every white-box attack on record failed on,
     and that lowers the worst case over the white-box attacks by more than 1 point.
-    A sign of masked gradients. Runs only when both kinds are on record."""
+    A sign of masked gradients. Runs only when both kinds are on record.
+
+    An attack with a gradient-free stage (AutoAttack, `fast`, a Square-then-APGD
+    ensemble) is on neither side: its Square stage would count as white-box and hide
+    the very breaks this check looks for."""
     black = [a for a in attack_ids if a in BLACK_BOX_ATTACKS]
-    white = [a for a in attack_ids if a not in BLACK_BOX_ATTACKS]
+    white = [a for a in attack_ids if a not in BLACK_BOX_ATTACKS and not _has_gradient_free_stage(a)]
     if not black or not white:
         return CheckResult("black-box", skipped="needs a black-box (square, transfer) and a "
                                                 "white-box attack on record")
