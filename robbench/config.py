@@ -53,11 +53,14 @@ DATA_ROOT_ENV = "ROBBENCH_DATA"
 # draw broke samples that square-l2 and one long draw left), fab-t-l2 and apgd-t-l2
 # (AutoAttack's targeted FAB and targeted APGD at their own 9 targets x 100 steps; the
 # l2-suite runs them only in reduced form, and the oracle's APGD-T broke a mat-digits
-# sample every other attack left robust), and square-l2-restarts (eight fresh 5000-query
+# sample every other attack left robust), square-l2-restarts (eight fresh 5000-query
 # Square draws, each on the samples the earlier ones left: fresh draws broke a
-# mat-mnist-t10k sample that all three earlier draws left robust).
+# mat-mnist-t10k sample that all three earlier draws left robust), and apgd-t-l2-restarts
+# (a fresh Square draw, then targeted APGD with 20 random restarts per target on what it
+# leaves: the L2 oracle's single APGD-T restart broke a mat-bibo-mnist-t10k sample that
+# every attack on record left robust, and one restart in twelve breaks it).
 STANDARD_ATTACKS: dict[str, tuple[str, ...]] = {
     "standard": ("pgd100", "apgd-ce", "apgd-dlr", "aa", "adaptive", "square", "transfer"),
     "standard-l2": ("cw", "ddn", "l2-suite", "square-l2", "square-l2-long", "fab-t-l2",
-                    "apgd-t-l2", "square-l2-long2", "square-l2-restarts"),
+                    "apgd-t-l2", "square-l2-long2", "square-l2-restarts", "apgd-t-l2-restarts"),
 }

@@ -53,7 +53,7 @@ def outcome(request, nominal_digits, batch):
 def test_every_library_attack_is_registered():
     assert set(LIBRARY_IDS) == {"cw", "ddn", "aa", "aa-plus", "aa-rand", "apgd-ce", "apgd-dlr",
                                 "square", "aa-l2", "square-l2", "square-l2-long", "fab-t-l2",
-                                "apgd-t-l2", "square-l2-long2", "square-l2-restarts",
+                                "apgd-t-l2", "square-l2-long2", "square-l2-restarts", "apgd-t-l2-restarts",
                                 "fast-apgd-t", "fast-apgd-t-l2", "fast-square", "fast-square-l2",
                                 "fast-apgd-ce-restarts", "fast-apgd-ce-restarts-l2",
                                 "fast-apgd-dlr-restarts", "fast-apgd-dlr-restarts-l2"}
@@ -174,6 +174,18 @@ def test_square_l2_long_reaches_pyautoattack_as_restarts_on_a_seed_apart_from_sq
     attack.configure(adversary, 5)
     assert adversary.square.n_restarts == 3 and adversary.get_seed() == 6
     assert attack.gradient_free and attack.n_queries == 20000
+
+
+def test_apgd_t_l2_restarts_runs_square_then_targeted_apgd_restarts_on_a_seed_apart(nominal_digits):
+    """pyautoattack runs a custom version's components in the order given, each on what
+    the earlier left: Square first, then `draws` restarts per target."""
+    attack = ATTACKS.get("apgd-t-l2-restarts")
+    adversary = AutoAttack(nominal_digits, attacks=list(attack.attacks), device="cpu", eps=1.0,
+                           norm="L2", seed=5, version="custom")
+    attack.configure(adversary, 5)
+    assert adversary.attacks_to_run == ["square", "apgd-t"]
+    assert adversary.apgd_targeted.n_restarts == attack.draws == 20 and adversary.get_seed() == 9
+    assert attack.gradient_free and attack.kind == "ensemble" and attack.n_queries == 5000
 
 
 def test_flag_names():
