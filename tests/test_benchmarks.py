@@ -120,6 +120,16 @@ def test_a_committed_run_without_every_standard_attack_is_refused(tmp_path):
         standard_broken(standard_store(tmp_path, skip="square"), 4, "Linf")
 
 
+def test_after_the_standard_set_grew_only_an_entry_whose_worst_case_held_is_re_derived(tmp_path):
+    from benchmarks.fast import restandard
+
+    standard_store(tmp_path)  # worst case 25.0
+    row = {"model": "nominal-digits", "norm": "Linf", "n": 4, "worst_standard": 25.0,
+           "passes_standard": 1.0, "missed_vs_standard": 0}
+    assert restandard(row, tmp_path / "runs")["passes_standard"] == round(sum(3 * i for i in range(7)) / 4, 1)
+    assert restandard({**row, "worst_standard": 50.0}, tmp_path / "runs") is None
+
+
 def test_fast_misses_the_samples_a_source_broke_that_it_counts_robust():
     from benchmarks.fast import left_robust
 
