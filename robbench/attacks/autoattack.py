@@ -213,8 +213,8 @@ class TargetedRestarts(AutoAttackRun):
     samples that another random start breaks: on mat-bibo-mnist-t10k the L2 oracle's
     APGD-T broke a sample every other attack on record left robust, and only 1 of 12
     seeds of a single restart breaks it (benchmarks/README.md). Square first, because on
-    the MAT and AT heads it breaks most of what APGD-T leaves, so the restarts are spent
-    on the few samples no attack family has broken yet."""
+    the MAT and AT heads it breaks most of what APGD-T leaves: the restarts go only to
+    the samples neither a gradient nor a gradient-free attack has broken."""
 
     version: str = "custom"
     attacks: tuple[str, ...] = ("square", "apgd-t")
