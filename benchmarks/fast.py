@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.oracle import committed_store, results_path, row_n
-from benchmarks.results_file import write_rows
+from benchmarks.results_file import read_rows, write_rows
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS
 from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
 from robbench.evaluation.scoring import clean_correct, covering_records, robust_vectors
@@ -85,8 +85,7 @@ def left_robust(robust: np.ndarray, broken: list[int]) -> list[int]:
 
 def oracle_broken(model_id: str, norm: str, n: int) -> list[int] | None:
     path = results_path(MODELS.get(model_id).dataset, norm)
-    rows = json.loads(path.read_text()) if path.exists() else []
-    row = next((r for r in rows if r["model"] == model_id), None)
+    row = next((r for r in read_rows(path) if r["model"] == model_id), None)
     return None if row is None else [i for i in row["library_broken_samples"] if i < n]
 
 

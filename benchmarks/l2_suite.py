@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.results_file import write_rows
+from benchmarks.results_file import read_rows, write_rows
 from robbench.zoo.lookup import MODELS, load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.l2_suite import L2Suite
@@ -147,9 +147,9 @@ def reference_records(store: RunStore, model_id: str, n: int | None = None
 def oracle_breaks(model_id: str, n: int, first: int, oracle_file: Path | None) -> np.ndarray | None:
     """Per sample: the independent libraries of benchmarks.oracle broke it within ε (its
     file for this model, when it covers exactly these samples); None where it does not."""
-    if oracle_file is None or not oracle_file.exists() or first != 0:
+    if oracle_file is None or first != 0:
         return None
-    row = next((r for r in json.loads(oracle_file.read_text()) if r["model"] == model_id), None)
+    row = next((r for r in read_rows(oracle_file) if r["model"] == model_id), None)
     if row is None or row["n"] != n or "library_broken_samples" not in row:
         return None
     broken = np.zeros(n, dtype=bool)

@@ -10,10 +10,15 @@ from typing import Any
 from robbench.store.atomic import write_text_atomic
 
 
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The file's rows; none where it does not exist yet."""
+    return json.loads(path.read_text()) if path.exists() else []
+
+
 def merged(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """rows in place of those models' rows in the file (of that norm, in files with one
     row per model and norm), the others kept, new ones last."""
-    kept = json.loads(out.read_text()) if out.exists() else []
+    kept = read_rows(out)
     fresh = {key(r): r for r in rows}
     merged_rows = [fresh.pop(key(r), r) for r in kept]
     return merged_rows + list(fresh.values())

@@ -331,7 +331,7 @@ def check_gradient_free(attack_ids: list[str]) -> CheckResult:
     """A worst case with no gradient-free attack behind it is unchecked: on clustering
     heads every gradient attack can stop far outside ε where Square breaks the sample
     (METHODS §3), so such a row is flagged until one is on record."""
-    free = [a for a in attack_ids if a in ATTACKS and ATTACKS.get(a).gradient_free]
+    free = [a for a in attack_ids if _has_gradient_free_stage(a)]
     result = CheckResult("gradient-free", {"gradient_free_attacks": free})
     if not free:
         result.reasons.append(NO_GRADIENT_FREE["reason"])
