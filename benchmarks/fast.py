@@ -12,7 +12,8 @@ Reported per entry:
   passes_standard: the same, summed over the committed standard set's records on the
   same points; cost_vs_aa = passes_fast / passes_aa; seconds_vs_aa, both timed here.
 - worst_fast, worst_aa, worst_standard: robust accuracy (%) per sample over each.
-- missed_vs_standard: samples the committed standard set breaks that fast leaves robust.
+- missed_vs_standard: samples the committed standard set breaks that fast leaves robust;
+  aa_missed_vs_standard: the same for AutoAttack, the bar fast is measured against.
 - missed_vs_oracle: samples the oracle counts broken (`library_broken_samples` of
   results-oracle-<dataset>-<norm>.json) that fast leaves robust. In L∞ the oracle's
   libraries attacked every sample, so these are the samples they broke (or that are
@@ -113,6 +114,7 @@ def entry(model_id: str, norm: str, device: str, data_root: str | None, runs: Pa
         passes_aa = per_point_passes(store, n, {AA[norm]})
     fast_robust = robust[FAST[norm]]
     missed = left_robust(fast_robust, np.flatnonzero(broken_std).tolist())
+    aa_missed = left_robust(robust[AA[norm]], np.flatnonzero(broken_std).tolist())
     oracle = oracle_broken(model_id, norm, n)
     oracle_missed = None if oracle is None else left_robust(fast_robust, oracle)
     return {
@@ -126,6 +128,7 @@ def entry(model_id: str, norm: str, device: str, data_root: str | None, runs: Pa
         "worst_aa": round(100.0 * float(robust[AA[norm]].mean()), 2),
         "worst_standard": round(worst_standard, 2),
         "missed_vs_standard": len(missed), "missed_vs_standard_samples": missed,
+        "aa_missed_vs_standard": len(aa_missed),
         "missed_vs_oracle": None if oracle_missed is None else len(oracle_missed),
         "missed_vs_oracle_samples": oracle_missed,
         "oracle": ("results-oracle file" if oracle is not None
@@ -185,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="re-derive passes_standard of the file's entries from the committed "
                              "store (after the standard set grew); run no attack")
     args = parser.parse_args(argv)
+    if (args.standard_only or args.table) and not Path(args.out).exists():
+        raise SystemExit(f"error: {args.out}: no results file to read")
     if args.standard_only:
         rows = [r for r in json.loads(Path(args.out).read_text()) if r["norm"] in args.norms.split(",")
                 and (not args.models or r["model"] in args.models.split(","))]

@@ -136,3 +136,12 @@ def test_fast_misses_the_samples_a_source_broke_that_it_counts_robust():
     fast_robust = np.array([True, False, True, True])
     assert left_robust(fast_robust, [0, 1, 3]) == [0, 3]
     assert left_robust(fast_robust, []) == []
+
+
+@pytest.mark.parametrize("flag", ["--table", "--standard-only"])
+def test_reading_a_missing_fast_results_file_is_a_one_line_error(tmp_path, flag):
+    from benchmarks.fast import main
+
+    with pytest.raises(SystemExit, match=r"^error: .*missing\.json: no results file to read$"):
+        main([flag, "--out", str(tmp_path / "missing.json")])
+    assert not (tmp_path / "missing.json").exists()
