@@ -1,5 +1,7 @@
 """`fast` and `fast-l2`: one worst-case evaluation aiming at AutoAttack standard's
-strength for about a tenth of its model passes (forward + backward).
+strength for a fraction of its model passes (forward + backward): about a tenth in L∞;
+in L2, where only a Square search of AutoAttack's own length matches it on the MAT and
+AT heads, most of what AutoAttack costs there.
 
 Each is a cascade (robbench.attacks.cascade): every stage runs only on the samples the
 earlier ones left robust, so a sample broken in a few steps costs a few passes, and the
@@ -17,11 +19,10 @@ why each is there:
    trials while the stages were chosen, three left robust samples that nine broke on
    the robust digits models); 25 steps instead of 100 keep the cost.
    In L2, then AutoAttack's targeted FAB, 9 targets x 100 steps (AutoAttack's own): it
-   steps to the linearised boundary where gradient ascent stalls. On trades-mnist-t10k's
-   first 200 points the committed records show FAB-T breaking 168 of 190 where targeted
-   APGD breaks 72; without it fast-l2 left 29% robust where AutoAttack-L2 (which runs
-   FAB-T) left 7%. All nine targets: toward the 3 most likely, atc-mnist-t10k's points
-   200-399 kept 27.0% robust, with nine 24.0% (AutoAttack-L2: 23.0%).
+   steps to the linearised boundary where gradient ascent stalls, and on the TRADES and
+   ATC heads it breaks far more than targeted APGD; without it fast-l2 stayed far above
+   AutoAttack-L2 (which runs it) there, and toward only the 3 most likely classes it
+   left ATC samples that nine targets break.
 3. Restarts where a sample came close (robbench.attacks.close_restarts, A3's
    discarding): a 20-step DLR probe, then APGD-CE and APGD-DLR (2 restarts x 100
    steps each) only on the samples whose best DLR loss came above -0.3. Past stage 2,
@@ -30,10 +31,10 @@ why each is there:
 4. A gradient-free stage: Square (200 queries in L∞; in L2 AutoAttack's own 5000, where
    gradient attacks stall outside ε on MAT and AT heads and Square is what breaks most
    of what is left). Masked or flat gradients cannot fool it; without it a worst case
-   is not trusted (METHODS §3). Two L2 draws of 1000 queries, the earlier setting, left
-   fast-l2 16-25 points above AutoAttack-L2 on the robust mnist-t10k models: no cheaper
-   Square reached AutoAttack's strength there, so fast-l2 costs more than a tenth of
-   AutoAttack on those heads (benchmarks/README.md).
+   is not trusted (METHODS §3). Fewer L2 queries (two draws of 1000, the earlier
+   setting) left fast-l2 far weaker than AutoAttack-L2 on the robust mnist-t10k models:
+   no cheaper Square reached AutoAttack's strength there, so on those heads fast-l2
+   costs most of what AutoAttack costs.
 
 Stages 2 to 4 are AutoAttack's, which draws its randomness per batch, and a stage's
 batch is what the earlier stages left: a sample's verdict under `fast` can depend on
