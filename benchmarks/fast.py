@@ -113,8 +113,9 @@ def entry(model_id: str, norm: str, device: str, data_root: str | None, runs: Pa
         passes_fast = per_point_passes(store, n, {FAST[norm]})
         passes_aa = per_point_passes(store, n, {AA[norm]})
     fast_robust = robust[FAST[norm]]
-    missed = left_robust(fast_robust, np.flatnonzero(broken_std).tolist())
-    aa_missed = left_robust(robust[AA[norm]], np.flatnonzero(broken_std).tolist())
+    standard_breaks = np.flatnonzero(broken_std).tolist()
+    missed = left_robust(fast_robust, standard_breaks)
+    aa_missed = left_robust(robust[AA[norm]], standard_breaks)
     oracle = oracle_broken(model_id, norm, n)
     oracle_missed = None if oracle is None else left_robust(fast_robust, oracle)
     return {
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     if (args.standard_only or args.table) and not Path(args.out).exists():
         raise SystemExit(f"error: {args.out}: no results file to read")
     if args.standard_only:
-        rows = [r for r in json.loads(Path(args.out).read_text()) if r["norm"] in args.norms.split(",")
+        rows = [r for r in read_rows(Path(args.out)) if r["norm"] in args.norms.split(",")
                 and (not args.models or r["model"] in args.models.split(","))]
         fresh = [restandard(r, Path(args.runs_dir)) for r in rows]
         stale = [r["model"] for r, f in zip(rows, fresh) if f is None]
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1 if stale else 0)
     if args.table:
         print("\n".join([TABLE_HEADER, "|---" * 8 + "|",
-                         *(table_line(r) for r in json.loads(Path(args.out).read_text()))]))
+                         *(table_line(r) for r in read_rows(Path(args.out)))]))
         return
     for norm in args.norms.split(","):
         models = args.models.split(",") if args.models else zoo_rows(norm, Path(args.leaderboards))

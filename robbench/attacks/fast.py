@@ -62,19 +62,18 @@ def _stages(norm: str) -> tuple[Attack, ...]:
         first: Attack = register_attack(AdaptiveSuite(id="fast-adaptive", norm=norm, steps=10, restarts=1))
         square: Attack = register_attack(AutoAttackRun(id="fast-square", norm=norm, version="custom",
                                                        attacks=("square",), n_queries=200))
+        fab: tuple[Attack, ...] = ()
     else:
         first = register_attack(PGD(id="fast-pgd-l2", norm=norm, steps=10, restarts=1))
         square = register_attack(SquareDraws(id="fast-square-l2", norm=norm, n_queries=5000, draws=1,
                                              seed_offset=10))
-    targeted: tuple[Attack, ...] = (_apgd(f"fast-apgd-t{suffix}", norm, "apgd-t", steps=25,
-                                          n_target_classes=9),)
-    if norm == "L2":
-        targeted += (_apgd("fast-fab-t-l2", norm, "fab-t", steps=100, n_target_classes=9),)
+        fab = (_apgd("fast-fab-t-l2", norm, "fab-t", steps=100, n_target_classes=9),)
+    targeted = _apgd(f"fast-apgd-t{suffix}", norm, "apgd-t", steps=25, n_target_classes=9)
     restarts = (_apgd(f"fast-apgd-ce-restarts{suffix}", norm, "apgd-ce", steps=100, restarts=2),
                 _apgd(f"fast-apgd-dlr-restarts{suffix}", norm, "apgd-dlr", steps=100, restarts=2))
     close = register_attack(CloseRestarts(id=f"fast-close{suffix}", norm=norm, closeness=-0.3,
                                           attacks=tuple(a.id for a in restarts)))
-    return first, *targeted, close, square
+    return first, targeted, *fab, close, square
 
 
 FAST_STAGES = {norm: _stages(norm) for norm in ("Linf", "L2")}
