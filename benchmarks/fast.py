@@ -154,6 +154,12 @@ TABLE_HEADER = ("| model | norm | n | cost_vs_aa | seconds_vs_aa | worst fast / 
                 "missed vs standard: fast / AA | missed vs oracle |")
 
 
+def table_order(row: dict[str, Any]) -> tuple[int, str, str]:
+    """The table's order: by norm, then dataset, then model (the results file keeps the
+    order its entries were first written in)."""
+    return NORMS.index(row["norm"]), MODELS.get(row["model"]).dataset, row["model"]
+
+
 def table_line(row: dict[str, Any]) -> str:
     """One entry as the Markdown row benchmarks/README.md quotes ("-": an entry measured
     before AutoAttack's own misses were counted, or no oracle entry)."""
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(1 if stale else 0)
     if args.table:
         print("\n".join([TABLE_HEADER, "|---" * 8 + "|",
-                         *(table_line(r) for r in read_rows(Path(args.out)))]))
+                         *(table_line(r) for r in sorted(read_rows(Path(args.out)), key=table_order))]))
         return
     for norm in args.norms.split(","):
         models = args.models.split(",") if args.models else zoo_rows(norm, Path(args.leaderboards))
