@@ -160,6 +160,12 @@ def table_order(row: dict[str, Any]) -> tuple[int, str, str]:
     return NORMS.index(row["norm"]), MODELS.get(row["model"]).dataset, row["model"]
 
 
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table benchmarks/README.md quotes: every entry, in table_order."""
+    lines = [table_line(r) for r in sorted(rows, key=table_order)]
+    return "\n".join([TABLE_HEADER, "|---" * 8 + "|", *lines])
+
+
 def table_line(row: dict[str, Any]) -> str:
     """One entry as the Markdown row benchmarks/README.md quotes ("-": an entry measured
     before AutoAttack's own misses were counted, or no oracle entry)."""
@@ -210,8 +216,7 @@ def main(argv: list[str] | None = None) -> None:
               f"re-run them: {', '.join(stale) or 'none'}")
         raise SystemExit(1 if stale else 0)
     if args.table:
-        print("\n".join([TABLE_HEADER, "|---" * 8 + "|",
-                         *(table_line(r) for r in sorted(read_rows(Path(args.out)), key=table_order))]))
+        print(render_table(read_rows(Path(args.out))))
         return
     for norm in args.norms.split(","):
         models = args.models.split(",") if args.models else zoo_rows(norm, Path(args.leaderboards))
