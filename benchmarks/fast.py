@@ -5,8 +5,8 @@ one entry per (model, norm), merged).
 For each zoo model and norm, `robbench eval` runs `fast` (or `fast-l2`) and then
 AutoAttack standard (`aa`, `aa-l2`) on the same points, one after the other into one
 scratch store, each timed by its record (the attack alone) on this machine. n is the
-committed row's n, except where AutoAttack alone takes over 10 minutes on 2 cores
-(FIRST_200: its first 200 points).
+committed row's n: AutoAttack alone takes under 10 minutes on 2 cores on every zoo
+model there (seconds_aa in the file), so no entry falls back to fewer points.
 Reported per entry:
 - passes_fast, passes_aa: forward + backward passes per point of each, as recorded;
   passes_standard: the same, summed over the committed standard set's records on the
@@ -50,10 +50,6 @@ NORMS = ("Linf", "L2")
 FAST = {"Linf": "fast", "L2": "fast-l2"}
 AA = {"Linf": "aa", "L2": "aa-l2"}
 STANDARD = {"Linf": "standard", "L2": "standard-l2"}
-# Where AutoAttack standard alone takes over 10 minutes on 2 cores on the row's n, its
-# first 200 points: the L2 version on mnist-t10k (about 12 minutes per model on 500
-# points, benchmarks.oracle), whose Square spends 5000 queries on every sample it leaves.
-FIRST_200 = {("mnist-t10k", "L2")}
 
 
 def per_point_passes(store: RunStore, n: int, attack_ids: set[str]) -> float:
@@ -100,7 +96,7 @@ def run_eval(model_id: str, attack_id: str, n: int, device: str, data_root: str 
 def entry(model_id: str, norm: str, device: str, data_root: str | None, runs: Path,
           leaderboards: Path, n: int | None = None) -> dict[str, Any]:
     if n is None:
-        n = 200 if (MODELS.get(model_id).dataset, norm) in FIRST_200 else row_n(model_id, leaderboards, norm)
+        n = row_n(model_id, leaderboards, norm)
     committed = committed_store(model_id, norm, runs)
     broken_std, passes_standard, worst_standard = standard_broken(committed, n, norm)
     with tempfile.TemporaryDirectory() as scratch:
@@ -194,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs-dir", default=RUNS_DIR)
     parser.add_argument("--leaderboards", default=LEADERBOARD_DIR)
     parser.add_argument("--n-examples", type=int, default=None,
-                        help="first N test points (default: the row's n, or 200 where stated)")
+                        help="first N test points (default: the committed row's n)")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--table", action="store_true",
