@@ -48,8 +48,9 @@ LIBRARY_ATTACKS = {
     "L2": ("pyautoattack", "foolbox-fmn"),
 }
 # L2: only the samples the row counts robust are attacked, the only ones where a miss can
-# be (pyautoattack's standard L2 version costs about 12 minutes per mnist-t10k model on
-# all 500 points on 2 cores); library_worst is then the worst case of the union.
+# be (pyautoattack's standard L2 version takes up to 7 minutes per mnist-t10k model on
+# all 500 points: seconds_aa in results-fast.json); library_worst is then the worst case
+# of the union.
 ROBUST_ONLY = {"Linf": False, "L2": True}
 MIN_ROBUST = {"Linf": 40.0, "L2": 10.0}
 BATCH = 250
