@@ -5,8 +5,9 @@ one entry per (model, norm), merged).
 For each zoo model and norm, `robbench eval` runs `fast` (or `fast-l2`) and then
 AutoAttack standard (`aa`, `aa-l2`) on the same points, one after the other into one
 scratch store, each timed by its record (the attack alone) on this machine. n is the
-committed row's n: AutoAttack alone takes under 10 minutes on 2 cores on every zoo
-model there (seconds_aa in the file), so no entry falls back to fewer points.
+committed row's n on every entry, including where AutoAttack alone is slow enough that
+its first 200 points would be allowed: more points, a firmer comparison (the timings:
+benchmarks/README.md).
 Reported per entry:
 - passes_fast, passes_aa: forward + backward passes per point of each, as recorded;
   passes_standard: the same, summed over the committed standard set's records on the
