@@ -164,13 +164,12 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def table_line(row: dict[str, Any]) -> str:
-    """One entry as the Markdown row benchmarks/README.md quotes ("-": an entry measured
-    before AutoAttack's own misses were counted, or no oracle entry)."""
+    """One entry as the Markdown row benchmarks/README.md quotes ("-": no oracle entry)."""
     oracle = "-" if row["missed_vs_oracle"] is None else str(row["missed_vs_oracle"])
-    aa_missed = row.get("aa_missed_vs_standard", "-")
     return (f"| {row['model']} | {row['norm']} | {row['n']} | {row['cost_vs_aa']:.3f} | "
             f"{row['seconds_vs_aa']:.3f} | {row['worst_fast']:.2f} / {row['worst_aa']:.2f} / "
-            f"{row['worst_standard']:.2f} | {row['missed_vs_standard']} / {aa_missed} | {oracle} |")
+            f"{row['worst_standard']:.2f} | {row['missed_vs_standard']} / "
+            f"{row['aa_missed_vs_standard']} | {oracle} |")
 
 
 def zoo_rows(norm: str, leaderboards: Path) -> list[str]:
