@@ -80,7 +80,7 @@ def test_the_l2_suite_benchmark_judges_the_suite_against_every_source_on_record(
     tiny = replace(ATTACKS.get("l2-suite"), stages=("apgd-ce",), apgd_steps=2)
     plain = compare("mat-digits", tiny, n, "cpu", 64, None, runs)
     assert COMPANIONS == ("square-l2", "square-l2-long", "fab-t-l2", "apgd-t-l2", "square-l2-long2",
-                          "square-l2-restarts", "apgd-t-l2-restarts")
+                          "square-l2-restarts", "apgd-t-l2-restarts", "smoothed-relu-l2")
     assert plain["full_reference"] == ["cw", "ddn", *COMPANIONS] and plain["n"] == n
     oracle = tmp_path / "oracle.json"
     oracle.write_text(json.dumps([{"model": "mat-digits", "n": n, "library_broken_samples": list(range(n))}]))

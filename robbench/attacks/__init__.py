@@ -2,6 +2,7 @@
 
 from robbench.attacks.base import ATTACKS, Attack, AttackResult, register_attack
 from robbench.attacks import (adaptive, autoattack, cascade, fast, l2_suite,  # noqa: F401
-                              minimum_norm, pgd, targeted, transfer)  # (registers)
+                              minimum_norm, pgd, smoothed_relu, targeted,
+                              transfer)  # (registers)
 
 __all__ = ["ATTACKS", "Attack", "AttackResult", "register_attack"]

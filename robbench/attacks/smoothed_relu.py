@@ -1,0 +1,112 @@
+"""PGD through a smoothed first ReLU: a backward-pass approximation (BPDA, Athalye et
+al. 2018) for models whose first layer thresholds its input.
+
+Adversarial training on MNIST teaches the first convolution to threshold pixels: a
+small change to a pixel leaves its ReLUs dead, so their gradient is zero, and every
+gradient attack (C&W, DDN, APGD, FAB) stalls far outside an L2 ball that Square
+crosses. The forward pass here is the model's own, so every success is checked on the
+real logits; only the backward pass of the first ReLU is replaced: its derivative
+1[u > 0] becomes sigmoid(β u), which lets gradient through units just below their
+threshold. How sharp that should be depends on the scale of the model's
+pre-activations, so the attack runs its restarts at several β, each on the samples the
+earlier ones left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from robbench.attacks.base import AttackResult, perturbation_norm, register_attack
+from robbench.attacks.losses import LOSSES
+from robbench.attacks.pgd import PGD
+from robbench.defenses import DefenseModel
+
+
+class _SigmoidBackwardReLU(torch.autograd.Function):
+    """max(u, 0) forward; sigmoid(β u) as its derivative backward."""
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, beta: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(u)
+        ctx.beta = beta
+        return u.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (u,) = ctx.saved_tensors
+        return grad * torch.sigmoid(ctx.beta * u), None
+
+
+@contextmanager
+def smoothed_first_relu(model: nn.Module, beta: float) -> Iterator[None]:
+    """Inside the block, the model's first `nn.ReLU` module (in registration order, which
+    is forward order for the zoo's architectures) passes gradient as sigmoid(β u); its
+    output is unchanged. A model without one is left as it is."""
+    relu = next((m for m in model.modules() if isinstance(m, nn.ReLU)), None)
+    if relu is None:
+        yield
+        return
+    relu.forward = lambda u: _SigmoidBackwardReLU.apply(u, beta)  # shadows the method
+    try:
+        yield
+    finally:
+        del relu.forward
+
+
+@dataclass(frozen=True)
+class SmoothedReLUPGD(PGD):
+    """PGD on the margin loss with the first ReLU's gradient smoothed (BPDA), `restarts`
+    random starts at each β in `betas`: it reaches samples whose gradient a thresholding
+    first layer hides from every exact-gradient attack."""
+
+    steps: int = 100
+    restarts: int = 4  # per β
+    loss: str = "margin"
+    betas: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+    def describe(self) -> str:
+        return (f"PGD on {self.loss} through a smoothed first ReLU (BPDA): {self.steps} steps x "
+                f"{self.restarts} restarts at each β in {', '.join(f'{b:g}' for b in self.betas)}")
+
+    @property
+    def rng_stream(self) -> str:
+        return f"smoothed-relu-{self.norm}-beta{self.betas[0]:g}"
+
+    def objective(self, model: DefenseModel, x_adv: torch.Tensor, x: torch.Tensor,
+                  y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        (beta,) = self.betas  # run() gives each β its own copy of the attack
+        with smoothed_first_relu(model, beta):
+            logits = model(x_adv)
+        return LOSSES[self.loss](logits, y), logits
+
+    def run(self, model: DefenseModel, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+            sample_ids: torch.Tensor, seed: int) -> AttackResult:
+        if len(self.betas) == 1:
+            return super().run(model, x, y, eps=eps, sample_ids=sample_ids, seed=seed)
+        n = len(y)
+        x_adv, success = x.clone(), torch.zeros(n, dtype=torch.bool)
+        n_forward = torch.zeros(n, dtype=torch.int64)
+        n_backward = torch.zeros(n, dtype=torch.int64)
+        for beta in self.betas:
+            live = (~success).nonzero().squeeze(1)
+            if len(live) == 0:
+                break
+            live_dev = live.to(x.device)
+            part = replace(self, betas=(beta,)).run(model, x[live_dev], y[live_dev], eps=eps,
+                                                     sample_ids=sample_ids[live], seed=seed)
+            won = live[part.success]
+            x_adv[won.to(x.device)] = part.x_adv[part.success.to(x.device)]
+            success[won] = True
+            n_forward[live] += part.n_forward
+            n_backward[live] += part.n_backward
+        norm = perturbation_norm((x_adv - x).detach(), self.norm).cpu()
+        return AttackResult(x_adv=x_adv.detach(), success=success, norm=norm,
+                            n_forward=n_forward, n_backward=n_backward)
+
+
+register_attack(SmoothedReLUPGD(id="smoothed-relu-l2", norm="L2"))
