@@ -55,10 +55,10 @@ DATA_ROOT_ENV = "ROBBENCH_DATA"
 # l2-suite runs them only in reduced form, and the oracle's APGD-T broke a mat-digits
 # sample every other attack left robust), square-l2-restarts (eight fresh 5000-query
 # Square draws, each on the samples the earlier ones left: fresh draws broke a
-# mat-mnist-t10k sample that all three earlier draws left robust), and apgd-t-l2-restarts
+# mat-mnist-t10k sample that all three earlier draws left robust), apgd-t-l2-restarts
 # (a fresh Square draw, then targeted APGD with 20 random restarts per target on what it
 # leaves: the L2 oracle's single APGD-T restart broke a mat-bibo-mnist-t10k sample that
-# every attack on record left robust, and one restart in twelve breaks it) and
+# every attack on record left robust, and one restart in twelve breaks it), and
 # smoothed-relu-l2 (PGD through a smoothed first ReLU, BPDA: the AT and MAT mnist-t10k
 # models threshold pixels in their first layer, which hides the gradient from every
 # exact-gradient attack; it broke 2-26 samples of 500 that all the others left on five
