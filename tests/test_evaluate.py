@@ -165,5 +165,6 @@ def test_standard_is_one_id_for_the_leaderboards_attack_set_per_threat_model():
     assert norm == "L2" and [a.id for a in l2] == ["cw", "ddn", "l2-suite", "square-l2",
                                                       "square-l2-long", "fab-t-l2",
                                                       "apgd-t-l2", "square-l2-long2",
-                                                      "square-l2-restarts", "apgd-t-l2-restarts"]
+                                                      "square-l2-restarts", "apgd-t-l2-restarts",
+                                                      "smoothed-relu-l2"]
     assert [a.id for a in resolve_attacks(["pgd100", "standard"])[0]][:2] == ["pgd100", "apgd-ce"]
