@@ -1,6 +1,6 @@
 """`fast` and `fast-l2`: one worst-case evaluation aiming at AutoAttack standard's
 strength for a fraction of its model passes (forward + backward): about a tenth in L∞,
-a tenth to a half in L2.
+at most about half in L2.
 
 Each is a cascade (robbench.attacks.cascade): every stage runs only on the samples the
 earlier ones left robust, so a sample broken in a few steps costs a few passes, and the

@@ -45,8 +45,9 @@ class _SigmoidBackwardReLU(torch.autograd.Function):
 @contextmanager
 def smoothed_first_relu(model: nn.Module, beta: float) -> Iterator[None]:
     """Inside the block, the model's first `nn.ReLU` module (in registration order, which
-    is forward order for the zoo's architectures) passes gradient as sigmoid(β u); its
-    output is unchanged. A model without one is left as it is."""
+    is forward order for the zoo's architectures; every call of it, where a model reuses
+    one module) passes gradient as sigmoid(β u); its output is unchanged. A model without
+    one is left as it is."""
     relu = next((m for m in model.modules() if isinstance(m, nn.ReLU)), None)
     if relu is None:
         yield
