@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from robbench.attacks.base import AttackResult, perturbation_norm, register_attack
+from robbench.attacks.base import AttackResult, register_attack
+from robbench.attacks.cascade import run_cascade
 from robbench.attacks.losses import LOSSES
 from robbench.attacks.pgd import PGD
 from robbench.defenses import DefenseModel
@@ -89,25 +90,10 @@ class SmoothedReLUPGD(PGD):
             sample_ids: torch.Tensor, seed: int) -> AttackResult:
         if len(self.betas) == 1:
             return super().run(model, x, y, eps=eps, sample_ids=sample_ids, seed=seed)
-        n = len(y)
-        x_adv, success = x.clone(), torch.zeros(n, dtype=torch.bool)
-        n_forward = torch.zeros(n, dtype=torch.int64)
-        n_backward = torch.zeros(n, dtype=torch.int64)
-        for beta in self.betas:
-            live = (~success).nonzero().squeeze(1)
-            if len(live) == 0:
-                break
-            live_dev = live.to(x.device)
-            part = replace(self, betas=(beta,)).run(model, x[live_dev], y[live_dev], eps=eps,
-                                                     sample_ids=sample_ids[live], seed=seed)
-            won = live[part.success]
-            x_adv[won.to(x.device)] = part.x_adv[part.success.to(x.device)]
-            success[won] = True
-            n_forward[live] += part.n_forward
-            n_backward[live] += part.n_backward
-        norm = perturbation_norm((x_adv - x).detach(), self.norm).cpu()
-        return AttackResult(x_adv=x_adv.detach(), success=success, norm=norm,
-                            n_forward=n_forward, n_backward=n_backward)
+        result = run_cascade([replace(self, betas=(beta,)) for beta in self.betas], model, x, y,
+                             eps=eps, sample_ids=sample_ids, seed=seed, label=self.id)
+        result.flags = []  # the cascade's per-β counts are not part of this attack's record
+        return result
 
 
 register_attack(SmoothedReLUPGD(id="smoothed-relu-l2", norm="L2"))
