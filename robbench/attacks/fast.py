@@ -31,7 +31,9 @@ why each is there:
    discarding): a 20-step DLR probe, then APGD-CE and APGD-DLR (2 restarts x 100
    steps each) only on the samples whose best DLR loss came above -0.3. Past stage 2,
    the samples left are mostly ones nothing breaks and a few borderline ones that only
-   some random start breaks; the probe tells them apart.
+   some random start breaks; the probe tells most of them apart (not all: in L∞ it puts
+   some samples AutoAttack breaks below the threshold, and on the thresholding L2 heads
+   its exact gradient sees almost none as close; benchmarks/README.md).
 4. A gradient-free stage: Square (200 queries in L∞, 500 in L2). Masked or flat
    gradients cannot fool it; without it a worst case is not trusted (METHODS §3). In L2
    it ran AutoAttack's own 5000 queries while it was the only stage that reached the
