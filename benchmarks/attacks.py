@@ -50,6 +50,7 @@ from robbench.attacks import ATTACKS
 from robbench.attacks.pgd import PGD
 from robbench.config import THREAT_DEFAULTS
 from robbench.datasets import load_split
+from benchmarks import run_main
 
 DEFAULT_MODELS = ["nominal-digits", "clustr-digits", "at-digits", "trades-digits",
                   "nominal-mnist-t10k", "clustr-mnist-t10k", "at-mnist-t10k", "trades-mnist-t10k"]
@@ -353,4 +354,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

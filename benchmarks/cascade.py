@@ -27,6 +27,7 @@ from robbench.config import STANDARD_ATTACKS
 from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
 from robbench.store.runs import RunStore
 from robbench.evaluation.scoring import WORST_CASE, covering_records, robust_vectors
+from benchmarks import run_main
 
 DEFAULT_OUT = Path("benchmarks/results-cascade.json")
 DEFAULT_MODELS = ["at-digits", "trades-mnist-t10k", "nominal-digits"]
@@ -95,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

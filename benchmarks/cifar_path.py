@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchmarks import run_main
 
 MODEL = "clustr-cifar10"
 
@@ -110,4 +111,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

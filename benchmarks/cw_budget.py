@@ -24,6 +24,7 @@ from robbench.attacks.base import run_in_batches
 from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
 from robbench.store.runs import RunStore, run_dir
+from benchmarks import run_main
 
 
 def parse_budget(text: str) -> tuple[int, int]:
@@ -73,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -45,6 +45,7 @@ from robbench.evaluation.scoring import clean_correct, covering_records, robust_
 from robbench.store.runs import RunStore
 from robbench.store.table import read_table
 from robbench.zoo.lookup import MODELS
+from benchmarks import run_main
 
 OUT = Path(__file__).parent / "results-fast.json"
 NORMS = ("Linf", "L2")
@@ -225,4 +226,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

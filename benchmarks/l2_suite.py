@@ -69,6 +69,7 @@ from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, 
                              STANDARD_ATTACKS, THREAT_DEFAULTS)
 from robbench.datasets import load_split
 from robbench.store.runs import RunStore, run_dir
+from benchmarks import run_main
 
 DATASET = "mnist-t10k"
 REFERENCE = ("cw", "ddn")
@@ -318,4 +319,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

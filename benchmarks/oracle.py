@@ -42,6 +42,7 @@ from robbench.datasets import load_split
 from robbench.evaluation.scoring import WORST_CASE, robust_vectors
 from robbench.store.table import read_table
 from robbench.store.runs import RunStore, run_dir
+from benchmarks import run_main
 
 LIBRARY_ATTACKS = {
     "Linf": ("torchattacks-apgd-ce", "torchattacks-apgd-dlr", "torchattacks-pgd", "pyautoattack"),
@@ -199,4 +200,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -23,6 +23,7 @@ from benchmarks.results_file import write_rows
 from robbench.zoo.lookup import MODELS, load_model
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
+from benchmarks import run_main
 
 OUT = Path(__file__).parent / "results-square-draws.json"
 
@@ -75,4 +76,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -13,6 +13,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from robbench.config import LEADERBOARD_DIR
+from benchmarks import run_main
 
 LINF_COLUMNS = ["pgd100", "aa", "square", "transfer", "adaptive"]
 L2_COLUMNS = ["cw", "ddn"]
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

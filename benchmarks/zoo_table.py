@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from robbench.zoo.lookup import MODELS
 from robbench.evaluation.evaluator import EvalRequest, evaluate
+from benchmarks import run_main
 
 
 def main() -> None:
@@ -38,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,5 +1,5 @@
 """Benchmark helpers: results files keep the rows a run did not touch; a timing re-run
-prices the reference and reports where its outcomes differ."""
+prices the reference and reports where its outcomes differ; bad input is one error line."""
 
 from __future__ import annotations
 
@@ -145,3 +145,24 @@ def test_reading_a_missing_fast_results_file_is_a_one_line_error(tmp_path, flag)
     with pytest.raises(SystemExit, match=r"^error: .*missing\.json: no results file to read$"):
         main([flag, "--out", str(tmp_path / "missing.json")])
     assert not (tmp_path / "missing.json").exists()
+
+
+def test_a_benchmark_s_bad_input_ends_as_one_error_line_not_a_traceback():
+    from benchmarks import run_main
+    from robbench.errors import RobbenchError
+
+    def main():
+        raise RobbenchError("dataset 'mnist-t10k' not found at /nowhere")
+
+    with pytest.raises(SystemExit, match=r"^error: dataset 'mnist-t10k' not found at /nowhere$") as exit:
+        run_main(main)
+    assert exit.value.__cause__ is None and exit.value.__suppress_context__
+
+
+def test_every_benchmark_runs_its_main_through_run_main():
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    scripts = [p for p in benchmarks.glob("*.py") if "__main__" in p.read_text()]
+    assert len(scripts) >= 10
+    assert [p.name for p in scripts if not p.read_text().rstrip().endswith("run_main(main)")] == []
