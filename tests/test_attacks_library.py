@@ -54,8 +54,8 @@ def test_every_library_attack_is_registered():
     assert set(LIBRARY_IDS) == {"cw", "ddn", "aa", "aa-plus", "aa-rand", "apgd-ce", "apgd-dlr",
                                 "square", "aa-l2", "square-l2", "square-l2-long", "fab-t-l2",
                                 "apgd-t-l2", "square-l2-long2", "square-l2-restarts", "apgd-t-l2-restarts",
-                                "fast-apgd-t", "fast-apgd-t-l2", "fast-fab-t-l2", "fast-square",
-                                "fast-square-l2",
+                                "fast-apgd-ce", "fast-apgd-t", "fast-apgd-t-l2", "fast-fab-t-l2",
+                                "fast-apgd-t-close", "fast-square", "fast-square-close", "fast-square-l2",
                                 "fast-apgd-ce-restarts", "fast-apgd-ce-restarts-l2",
                                 "fast-apgd-dlr-restarts", "fast-apgd-dlr-restarts-l2"}
     assert all(ATTACKS.get(i).minimum_norm == (i in ("cw", "ddn")) for i in LIBRARY_IDS)

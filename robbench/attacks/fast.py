@@ -1,6 +1,5 @@
 """`fast` and `fast-l2`: one worst-case evaluation aiming at AutoAttack standard's
-strength for a fraction of its model passes (forward + backward): about a tenth in L∞,
-at most about half in L2.
+strength for a fraction of its model passes (forward + backward).
 
 Each is a cascade (robbench.attacks.cascade): every stage runs only on the samples the
 earlier ones left robust, so a sample broken in a few steps costs a few passes, and the
@@ -11,13 +10,16 @@ why each is there:
    defense's own adaptive attacks (MAT loss, magnet loss, prototype distance, KL for
    TRADES, CE and DLR for softmax models, each followed by the C&W margin), 10 steps,
    one restart, every iterate checked; on a clustering head an attack on the softmax
-   aims at the wrong objective. In L2, where robbench has no adaptive losses, PGD on the
-   cross-entropy, 10 steps; then PGD through a smoothed first ReLU
-   (robbench.attacks.smoothed_relu), 100 steps, one restart at each of its three β. The
-   AT and MAT heads on MNIST threshold pixels in their first layer, which zeroes the
-   exact gradient of every later stage (AutoAttack's included) on most of their robust
-   samples; smoothing that ReLU's backward reaches them for a few hundred passes, where
-   a Square search of AutoAttack's length had been the only stage that did.
+   aims at the wrong objective. Then, in L∞, AutoAttack's APGD-CE (100 steps, one
+   restart), AutoAttack's own first stage: without it fast left samples robust that
+   AutoAttack's APGD-CE breaks.
+   In L2, where robbench has no adaptive losses, PGD on the cross-entropy, 10 steps;
+   then PGD through a smoothed first ReLU (robbench.attacks.smoothed_relu), 100 steps,
+   one restart at each of its three β. The AT and MAT heads on MNIST threshold pixels
+   in their first layer, which zeroes the exact gradient of every later stage
+   (AutoAttack's included) on most of their robust samples; smoothing that ReLU's
+   backward reaches them for a few hundred passes, where a Square search of
+   AutoAttack's length had been the only stage that did.
 2. AutoAttack's targeted APGD, 9 targets x 25 steps: on its DLR-targeted loss, which
    does not depend on the logits' scale. All nine targets, not the few most likely (in
    trials while the stages were chosen, three left robust samples that nine broke on
@@ -28,23 +30,29 @@ why each is there:
    AutoAttack-L2 (which runs it) there, and toward only the 3 most likely classes it
    left ATC samples that nine targets break.
 3. Restarts where a sample came close (robbench.attacks.close_restarts, A3's
-   discarding): a 20-step DLR probe, then APGD-CE and APGD-DLR (2 restarts x 100
-   steps each) only on the samples whose best DLR loss came above -0.3. Past stage 2,
-   the samples left are mostly ones nothing breaks and a few borderline ones that only
-   some random start breaks; the probe tells most of them apart (not all: in L∞ it puts
-   some samples AutoAttack breaks below the threshold, and on the thresholding L2 heads
-   its exact gradient sees almost none as close; benchmarks/README.md).
+   discarding): a 20-step DLR probe, then more attacks only on the samples whose best
+   DLR loss came above -0.3. Past stage 2, the samples left are mostly ones nothing
+   breaks and a few borderline ones that only some random start breaks; the probe tells
+   most of them apart (not all: in L∞ it puts some samples AutoAttack breaks below the
+   threshold, and on the thresholding L2 heads its exact gradient sees almost none as
+   close). In L∞ the close samples get APGD-CE at 8 restarts, APGD-DLR at 4, targeted
+   APGD at AutoAttack's 9 x 100 and Square at 1000 queries: a borderline sample there is
+   typically one a single restart breaks with probability 0.1-0.2, or one only the full
+   targeted run or a search breaks; with two restarts each and no APGD-CE stage, fast
+   missed more than twice as many of the standard set's breaks and was above
+   AutoAttack's worst case on more models. In L2, APGD-CE and APGD-DLR at 2 restarts x
+   100 steps each.
 4. A gradient-free stage: Square (200 queries in L∞, 500 in L2). Masked or flat
    gradients cannot fool it; without it a worst case is not trusted (METHODS §3). In L2
    it ran AutoAttack's own 5000 queries while it was the only stage that reached the
    thresholding heads' samples; with the smoothed-ReLU stage before it, Square checks
    what the gradient stages leave instead of doing most of the work, and a tenth of the
-   queries keeps the cost down (what that costs in strength: benchmarks/README.md).
+   queries keeps the cost down.
 
-Stages 2 to 4 are AutoAttack's, which draws its randomness per batch, and a stage's
-batch is what the earlier stages left: a sample's verdict under `fast` can depend on
-the batch it ran in (as under `aa`), unlike robbench's own attacks. What each (model,
-norm) costs and misses against AutoAttack and the full standard set:
+AutoAttack's stages draw their randomness per batch, and a stage's batch is what the
+earlier stages left: a sample's verdict under `fast` can depend on the batch it ran in
+(as under `aa`), unlike robbench's own attacks. What each (model, norm) costs and misses
+against AutoAttack and the full standard set, and the schedules tried before these:
 benchmarks/README.md (`python -m benchmarks.fast`)."""
 
 from __future__ import annotations
@@ -62,28 +70,36 @@ def _apgd(id: str, norm: str, loss: str, **kw: int) -> Attack:
     return register_attack(AutoAttackRun(id=id, norm=norm, version="custom", attacks=(loss,), **kw))
 
 
-def _stages(norm: str) -> tuple[Attack, ...]:
-    suffix = "" if norm == "Linf" else "-l2"
-    if norm == "Linf":
-        first: tuple[Attack, ...] = (register_attack(AdaptiveSuite(id="fast-adaptive", norm=norm, steps=10,
-                                                                    restarts=1)),)
-        square: Attack = register_attack(AutoAttackRun(id="fast-square", norm=norm, version="custom",
-                                                       attacks=("square",), n_queries=200))
-        fab: tuple[Attack, ...] = ()
-    else:
-        first = (register_attack(PGD(id="fast-pgd-l2", norm=norm, steps=10, restarts=1)),
-                 register_attack(SmoothedReLUPGD(id="fast-smoothed-relu-l2", norm=norm, restarts=1)))
-        square = register_attack(SquareDraws(id="fast-square-l2", norm=norm, n_queries=500, draws=1,
-                                             seed_offset=10))
-        fab = (_apgd("fast-fab-t-l2", norm, "fab-t", steps=100, n_target_classes=9),)
-    targeted = _apgd(f"fast-apgd-t{suffix}", norm, "apgd-t", steps=25, n_target_classes=9)
-    restarts = (_apgd(f"fast-apgd-ce-restarts{suffix}", norm, "apgd-ce", steps=100, restarts=2),
-                _apgd(f"fast-apgd-dlr-restarts{suffix}", norm, "apgd-dlr", steps=100, restarts=2))
-    close = register_attack(CloseRestarts(id=f"fast-close{suffix}", norm=norm, closeness=-0.3,
+def _linf_stages() -> tuple[Attack, ...]:
+    adaptive = register_attack(AdaptiveSuite(id="fast-adaptive", norm="Linf", steps=10, restarts=1))
+    apgd_ce = _apgd("fast-apgd-ce", "Linf", "apgd-ce", steps=100, restarts=1)
+    targeted = _apgd("fast-apgd-t", "Linf", "apgd-t", steps=25, n_target_classes=9)
+    where_close = (_apgd("fast-apgd-ce-restarts", "Linf", "apgd-ce", steps=100, restarts=8),
+                   _apgd("fast-apgd-dlr-restarts", "Linf", "apgd-dlr", steps=100, restarts=4),
+                   _apgd("fast-apgd-t-close", "Linf", "apgd-t", steps=100, n_target_classes=9),
+                   register_attack(AutoAttackRun(id="fast-square-close", norm="Linf", version="custom",
+                                                 attacks=("square",), n_queries=1000)))
+    close = register_attack(CloseRestarts(id="fast-close", norm="Linf", closeness=-0.3,
+                                          attacks=tuple(a.id for a in where_close)))
+    square = register_attack(AutoAttackRun(id="fast-square", norm="Linf", version="custom",
+                                           attacks=("square",), n_queries=200))
+    return adaptive, apgd_ce, targeted, close, square
+
+
+def _l2_stages() -> tuple[Attack, ...]:
+    first = (register_attack(PGD(id="fast-pgd-l2", norm="L2", steps=10, restarts=1)),
+             register_attack(SmoothedReLUPGD(id="fast-smoothed-relu-l2", norm="L2", restarts=1)))
+    targeted = _apgd("fast-apgd-t-l2", "L2", "apgd-t", steps=25, n_target_classes=9)
+    fab = _apgd("fast-fab-t-l2", "L2", "fab-t", steps=100, n_target_classes=9)
+    restarts = (_apgd("fast-apgd-ce-restarts-l2", "L2", "apgd-ce", steps=100, restarts=2),
+                _apgd("fast-apgd-dlr-restarts-l2", "L2", "apgd-dlr", steps=100, restarts=2))
+    close = register_attack(CloseRestarts(id="fast-close-l2", norm="L2", closeness=-0.3,
                                           attacks=tuple(a.id for a in restarts)))
-    return *first, targeted, *fab, close, square
+    square = register_attack(SquareDraws(id="fast-square-l2", norm="L2", n_queries=500, draws=1,
+                                         seed_offset=10))
+    return *first, targeted, fab, close, square
 
 
-FAST_STAGES = {norm: _stages(norm) for norm in ("Linf", "L2")}
+FAST_STAGES = {"Linf": _linf_stages(), "L2": _l2_stages()}
 register_attack(Cascade(id="fast", norm="Linf", attacks=tuple(a.id for a in FAST_STAGES["Linf"])))
 register_attack(Cascade(id="fast-l2", norm="L2", attacks=tuple(a.id for a in FAST_STAGES["L2"])))
