@@ -11,8 +11,9 @@ why each is there:
    TRADES, CE and DLR for softmax models, each followed by the C&W margin), 10 steps,
    one restart, every iterate checked; on a clustering head an attack on the softmax
    aims at the wrong objective. Then, in L∞, AutoAttack's APGD-CE (100 steps, one
-   restart), AutoAttack's own first stage: without it fast left samples robust that
-   AutoAttack's APGD-CE breaks.
+   restart), AutoAttack's own first stage, on every sample the adaptive stage leaves:
+   without it fast missed more of the standard set's breaks (the "ce" trial in
+   benchmarks/README.md).
    In L2, where robbench has no adaptive losses, PGD on the cross-entropy, 10 steps;
    then PGD through a smoothed first ReLU (robbench.attacks.smoothed_relu), 100 steps,
    one restart at each of its three β. The AT and MAT heads on MNIST threshold pixels
@@ -37,7 +38,7 @@ why each is there:
    threshold, and on the thresholding L2 heads its exact gradient sees almost none as
    close). In L∞ the close samples get APGD-CE at 8 restarts, APGD-DLR at 4, targeted
    APGD at AutoAttack's 9 x 100 and Square at 1000 queries: a borderline sample there is
-   typically one a single restart breaks with probability 0.1-0.2, or one only the full
+   typically one a single restart breaks with probability 0.05-0.2, or one only the full
    targeted run or a search breaks; with two restarts each and no APGD-CE stage, fast
    missed more than twice as many of the standard set's breaks and was above
    AutoAttack's worst case on more models. In L2, APGD-CE and APGD-DLR at 2 restarts x
