@@ -67,33 +67,32 @@ from robbench.attacks.pgd import PGD
 from robbench.attacks.smoothed_relu import SmoothedReLUPGD
 
 
-def _apgd(id: str, norm: str, loss: str, **kw: int) -> Attack:
-    return register_attack(AutoAttackRun(id=id, norm=norm, version="custom", attacks=(loss,), **kw))
+def _component(id: str, norm: str, name: str, **kw: int) -> Attack:
+    """One of AutoAttack's attacks (apgd-ce, apgd-dlr, apgd-t, fab-t, square) alone, registered."""
+    return register_attack(AutoAttackRun(id=id, norm=norm, version="custom", attacks=(name,), **kw))
 
 
 def _linf_stages() -> tuple[Attack, ...]:
     adaptive = register_attack(AdaptiveSuite(id="fast-adaptive", norm="Linf", steps=10, restarts=1))
-    apgd_ce = _apgd("fast-apgd-ce", "Linf", "apgd-ce", steps=100, restarts=1)
-    targeted = _apgd("fast-apgd-t", "Linf", "apgd-t", steps=25, n_target_classes=9)
-    where_close = (_apgd("fast-apgd-ce-restarts", "Linf", "apgd-ce", steps=100, restarts=8),
-                   _apgd("fast-apgd-dlr-restarts", "Linf", "apgd-dlr", steps=100, restarts=4),
-                   _apgd("fast-apgd-t-close", "Linf", "apgd-t", steps=100, n_target_classes=9),
-                   register_attack(AutoAttackRun(id="fast-square-close", norm="Linf", version="custom",
-                                                 attacks=("square",), n_queries=1000)))
+    apgd_ce = _component("fast-apgd-ce", "Linf", "apgd-ce", steps=100, restarts=1)
+    targeted = _component("fast-apgd-t", "Linf", "apgd-t", steps=25, n_target_classes=9)
+    where_close = (_component("fast-apgd-ce-restarts", "Linf", "apgd-ce", steps=100, restarts=8),
+                   _component("fast-apgd-dlr-restarts", "Linf", "apgd-dlr", steps=100, restarts=4),
+                   _component("fast-apgd-t-close", "Linf", "apgd-t", steps=100, n_target_classes=9),
+                   _component("fast-square-close", "Linf", "square", n_queries=1000))
     close = register_attack(CloseRestarts(id="fast-close", norm="Linf", closeness=-0.3,
                                           attacks=tuple(a.id for a in where_close)))
-    square = register_attack(AutoAttackRun(id="fast-square", norm="Linf", version="custom",
-                                           attacks=("square",), n_queries=200))
+    square = _component("fast-square", "Linf", "square", n_queries=200)
     return adaptive, apgd_ce, targeted, close, square
 
 
 def _l2_stages() -> tuple[Attack, ...]:
     first = (register_attack(PGD(id="fast-pgd-l2", norm="L2", steps=10, restarts=1)),
              register_attack(SmoothedReLUPGD(id="fast-smoothed-relu-l2", norm="L2", restarts=1)))
-    targeted = _apgd("fast-apgd-t-l2", "L2", "apgd-t", steps=25, n_target_classes=9)
-    fab = _apgd("fast-fab-t-l2", "L2", "fab-t", steps=100, n_target_classes=9)
-    restarts = (_apgd("fast-apgd-ce-restarts-l2", "L2", "apgd-ce", steps=100, restarts=2),
-                _apgd("fast-apgd-dlr-restarts-l2", "L2", "apgd-dlr", steps=100, restarts=2))
+    targeted = _component("fast-apgd-t-l2", "L2", "apgd-t", steps=25, n_target_classes=9)
+    fab = _component("fast-fab-t-l2", "L2", "fab-t", steps=100, n_target_classes=9)
+    restarts = (_component("fast-apgd-ce-restarts-l2", "L2", "apgd-ce", steps=100, restarts=2),
+                _component("fast-apgd-dlr-restarts-l2", "L2", "apgd-dlr", steps=100, restarts=2))
     close = register_attack(CloseRestarts(id="fast-close-l2", norm="L2", closeness=-0.3,
                                           attacks=tuple(a.id for a in restarts)))
     square = register_attack(SquareDraws(id="fast-square-l2", norm="L2", n_queries=500, draws=1,
