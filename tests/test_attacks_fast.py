@@ -85,3 +85,9 @@ def test_a_success_of_the_restarts_is_a_point_within_eps_the_model_misclassifies
     true = logits.gather(1, labels[:, None]).squeeze(1)
     other = logits.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
     assert (other - true > -1e-4).all()
+
+
+def test_fast_l2_runs_the_ddn_stages_and_the_further_smoothed_restarts_before_square():
+    stages = list(ATTACKS.get("fast-l2").attacks)
+    assert stages[-3:] == ["fast-ddn-l2", "fast-smoothed-relu-restarts-l2", "fast-square-l2"]
+    assert ATTACKS.get("fast-ddn-l2").stages == ("ddn", "ddn-walks", "ddn-restarts")

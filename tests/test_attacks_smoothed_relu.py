@@ -75,3 +75,13 @@ def test_later_betas_run_only_on_samples_the_earlier_ones_left():
 
 def test_is_a_member_of_the_standard_l2_set():
     assert "smoothed-relu-l2" in STANDARD_ATTACKS["standard-l2"]
+
+
+def test_restarts_from_k_start_where_smoothed_relu_l2_s_restarts_of_those_numbers_start():
+    later = ATTACKS.get("fast-smoothed-relu-restarts-l2")
+    full = ATTACKS.get("smoothed-relu-l2")
+    x, ids = torch.rand(3, 1, 4, 4), torch.arange(3)
+    for k in range(later.restarts):
+        assert torch.equal(later.starts(x, 2.0, ids, k, seed=0),
+                           full.starts(x, 2.0, ids, later.first_restart + k, seed=0))
+    assert later.first_restart + later.restarts <= full.restarts  # none beyond the standard's

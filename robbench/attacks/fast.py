@@ -42,7 +42,19 @@ why each is there:
    targeted run or a search breaks; with two restarts each and no APGD-CE stage, fast
    missed more than twice as many of the standard set's breaks and was above
    AutoAttack's worst case on more models. In L2, APGD-CE and APGD-DLR at 2 restarts x
-   100 steps each.
+   100 steps each; then two stages on what is left, which the probe cannot route:
+   - l2-suite's DDN stages (ddn, ddn-walks, ddn-restarts; robbench.attacks.l2_suite),
+     with the suite's own random streams: a minimum-norm walk that steps in a random
+     direction where the gradient vanishes, and more walks only where the first ended
+     near ε (within 1.2 and 1.1 ε). The l2-suite broke over half of the samples the
+     earlier fast-l2 missed; on mat-mnist-t10k's, these three stages were
+     what broke each one.
+   - smoothed-ReLU PGD's restarts 1-3 at each β (the starts of smoothed-relu-l2's
+     restarts 1-3; stage 1 ran restart 0): on the thresholding heads, the samples
+     fast-l2 missed were mostly ones only the standard set's four restarts broke. On the
+     other heads it adds cost and breaks little, and no per-sample signal tried told
+     the two kinds of sample apart (the exact gradient at x never vanishes there; the
+     DLR probe through the smoothed ReLU and DDN's norm overlap).
 4. A gradient-free stage: Square (200 queries in L∞, 500 in L2). Masked or flat
    gradients cannot fool it; without it a worst case is not trusted (METHODS §3). In L2
    it ran AutoAttack's own 5000 queries while it was the only stage that reached the
@@ -63,8 +75,9 @@ from robbench.attacks.autoattack import AutoAttackRun, SquareDraws
 from robbench.attacks.base import Attack, register_attack
 from robbench.attacks.cascade import Cascade
 from robbench.attacks.close_restarts import CloseRestarts
+from robbench.attacks.l2_suite.schedule import L2Suite
 from robbench.attacks.pgd import PGD
-from robbench.attacks.smoothed_relu import SmoothedReLUPGD
+from robbench.attacks.smoothed_relu import SmoothedReLUPGD, SmoothedReLUPGDFrom
 
 
 def _component(id: str, norm: str, name: str, **kw: int) -> Attack:
@@ -95,9 +108,13 @@ def _l2_stages() -> tuple[Attack, ...]:
                 _component("fast-apgd-dlr-restarts-l2", "L2", "apgd-dlr", steps=100, restarts=2))
     close = register_attack(CloseRestarts(id="fast-close-l2", norm="L2", closeness=-0.3,
                                           attacks=tuple(a.id for a in restarts)))
+    ddn = register_attack(L2Suite(id="fast-ddn-l2", norm="L2",
+                                  stages=("ddn", "ddn-walks", "ddn-restarts")))
+    smoothed = register_attack(SmoothedReLUPGDFrom(id="fast-smoothed-relu-restarts-l2", norm="L2",
+                                                   restarts=3, first_restart=1))
     square = register_attack(SquareDraws(id="fast-square-l2", norm="L2", n_queries=500, draws=1,
                                          seed_offset=10))
-    return *first, targeted, fab, close, square
+    return *first, targeted, fab, close, ddn, smoothed, square
 
 
 FAST_STAGES = {"Linf": _linf_stages(), "L2": _l2_stages()}

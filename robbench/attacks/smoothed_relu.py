@@ -96,4 +96,20 @@ class SmoothedReLUPGD(PGD):
         return result
 
 
+@dataclass(frozen=True)
+class SmoothedReLUPGDFrom(SmoothedReLUPGD):
+    """SmoothedReLUPGD's restarts `first_restart`, `first_restart` + 1, ...: the same
+    random starts as the restarts of those numbers in smoothed-relu-l2, so a cascade can
+    spend the first restart early and the rest only on the samples later stages leave."""
+
+    first_restart: int = 1
+
+    def describe(self) -> str:
+        return super().describe() + f", from restart {self.first_restart}"
+
+    def starts(self, x0: torch.Tensor, eps: float, sample_ids: torch.Tensor, restart: int,
+               seed: int) -> torch.Tensor:
+        return super().starts(x0, eps, sample_ids, self.first_restart + restart, seed)
+
+
 register_attack(SmoothedReLUPGD(id="smoothed-relu-l2", norm="L2"))
