@@ -47,14 +47,15 @@ why each is there:
      with the suite's own random streams: a minimum-norm walk that steps in a random
      direction where the gradient vanishes, and more walks only where the first ended
      near ε (within 1.2 and 1.1 ε). The l2-suite broke over half of the samples the
-     earlier fast-l2 missed; on mat-mnist-t10k's, these three stages were
-     what broke each one.
+     earlier fast-l2 missed; on the ten of mat-mnist-t10k checked, these three stages
+     broke each one.
    - smoothed-ReLU PGD's restarts 1-3 at each β (the starts of smoothed-relu-l2's
      restarts 1-3; stage 1 ran restart 0): on the thresholding heads, the samples
      fast-l2 missed were mostly ones only the standard set's four restarts broke. On the
      other heads it adds cost and breaks little, and no per-sample signal tried told
-     the two kinds of sample apart (the exact gradient at x never vanishes there; the
-     DLR probe through the smoothed ReLU and DDN's norm overlap).
+     the two kinds of sample apart (the exact gradient at x is nonzero on every head;
+     on the probe through the smoothed ReLU and on DDN's norm, the samples it breaks
+     and the robust ones overlap).
 4. A gradient-free stage: Square (200 queries in L∞, 500 in L2). Masked or flat
    gradients cannot fool it; without it a worst case is not trusted (METHODS §3). In L2
    it ran AutoAttack's own 5000 queries while it was the only stage that reached the
