@@ -53,9 +53,9 @@ why each is there:
      restarts 1-3; stage 1 ran restart 0): on the thresholding heads, the samples
      fast-l2 missed were mostly ones only the standard set's four restarts broke. On the
      other heads it adds cost and breaks little, and no per-sample signal tried told
-     the two kinds of sample apart (the exact gradient at x is nonzero on every head;
-     on the probe through the smoothed ReLU and on DDN's norm, the samples it breaks
-     and the robust ones overlap).
+     the two kinds of sample apart (the exact gradient at x is nonzero on every head
+     measured; on the probe through the smoothed ReLU and on DDN's norm, the samples it
+     breaks and the robust ones overlap).
 4. A gradient-free stage: Square (200 queries in L∞, 500 in L2). Masked or flat
    gradients cannot fool it; without it a worst case is not trusted (METHODS §3). In L2
    it ran AutoAttack's own 5000 queries while it was the only stage that reached the
