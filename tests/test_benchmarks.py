@@ -138,6 +138,27 @@ def test_fast_misses_the_samples_a_source_broke_that_it_counts_robust():
     assert left_robust(fast_robust, []) == []
 
 
+def test_a_standard_run_at_another_seed_reports_what_each_seed_breaks_alone_and_fast_s_stable_misses():
+    from benchmarks.standard_seed import compare
+
+    committed = np.array([True, True, True, False, False])
+    at_seed = np.array([True, False, True, True, False])
+    # fast left samples 1 and 2 robust: 1 the other seed misses too, 2 it breaks
+    found = compare(committed, at_seed, fast_missed=[1, 2])
+    assert found["committed_breaks"] == 3
+    assert (found["missed_by_seed"], found["missed_by_seed_samples"]) == (1, [1])
+    assert (found["new_breaks"], found["new_breaks_samples"]) == (1, [3])
+    assert (found["fast_missed_stable"], found["fast_missed_stable_samples"]) == (1, [2])
+
+
+def test_the_seed_benchmark_refuses_the_committed_run_s_own_seed(tmp_path):
+    from benchmarks.standard_seed import main
+
+    with pytest.raises(SystemExit, match=r"^error: --seed 0 is the committed run's seed"):
+        main(["--models", "at-digits", "--seed", "0", "--out", str(tmp_path / "out.json")])
+    assert not (tmp_path / "out.json").exists()
+
+
 @pytest.mark.parametrize("flag", ["--table", "--standard-only"])
 def test_reading_a_missing_fast_results_file_is_a_one_line_error(tmp_path, flag):
     from benchmarks.fast import main
@@ -157,6 +178,16 @@ def test_a_benchmark_s_bad_input_ends_as_one_error_line_not_a_traceback():
     with pytest.raises(SystemExit, match=r"^error: dataset 'mnist-t10k' not found at /nowhere$") as exit:
         run_main(main)
     assert exit.value.__cause__ is None and exit.value.__suppress_context__
+
+
+def test_a_benchmark_s_missing_dataset_error_suggests_no_download_flag_it_lacks(tmp_path):
+    from benchmarks import run_main
+    from robbench.datasets import load_split
+
+    with pytest.raises(SystemExit) as exit:
+        run_main(lambda: load_split("mnist-t10k", "test", tmp_path))
+    assert str(exit.value).startswith("error: dataset 'mnist-t10k' not found at ")
+    assert "--data-root" in str(exit.value) and "--download" not in str(exit.value)
 
 
 def test_every_benchmark_runs_its_main_through_run_main():

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from robbench.config import DATA_ROOT_ENV
-from robbench.errors import RobbenchError
+from robbench.errors import DataNotFound
 from robbench.registry import Registry
 
 
@@ -62,9 +62,9 @@ def load_split(dataset_id: str, split: str, data_root: str | os.PathLike | None 
     return spec.load(split, resolve_data_root(data_root), download)
 
 
-def missing_data_error(dataset_id: str, looked_at: Path) -> RobbenchError:
-    return RobbenchError(
+def missing_data_error(dataset_id: str, looked_at: Path) -> DataNotFound:
+    return DataNotFound(
         f"dataset {dataset_id!r} not found at {looked_at}; pass --data-root DIR "
-        f"(or set ${DATA_ROOT_ENV}) pointing at its torchvision layout, "
-        f"or add --download to fetch it"
+        f"(or set ${DATA_ROOT_ENV}) pointing at its torchvision layout",
+        "or add --download to fetch it",
     )
