@@ -207,7 +207,8 @@ class SquareDraws(AutoAttackRun):
 class TargetedRestarts(AutoAttackRun):
     """A fresh Square draw, then targeted APGD with `draws` random restarts per target on
     the samples Square left (pyautoattack runs a custom version's components in order,
-    each on what the earlier ones left unbroken).
+    each on what the earlier ones left unbroken); with `attacks=("apgd-t",)`, the
+    targeted restarts alone.
 
     Why: one targeted APGD restart (`apgd-t-l2`, AutoAttack's setting) leaves borderline
     samples that another random start breaks: on mat-bibo-mnist-t10k the L2 oracle's
@@ -223,8 +224,9 @@ class TargetedRestarts(AutoAttackRun):
     seed_offset: int = 4
 
     def describe(self) -> str:
-        return (f"Square, {self.n_queries} queries, then targeted APGD, {self.n_target_classes} "
-                f"targets x {self.steps} steps x {self.draws} restarts, seed offset {self.seed_offset}")
+        square = f"Square, {self.n_queries} queries, then " if "square" in self.attacks else ""
+        return (f"{square}targeted APGD, {self.n_target_classes} targets x {self.steps} steps x "
+                f"{self.draws} restarts, seed offset {self.seed_offset}")
 
     def configure(self, adversary: AutoAttack, seed: int) -> None:
         adversary.apgd_targeted.n_restarts = self.draws
