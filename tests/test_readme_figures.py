@@ -206,3 +206,22 @@ def test_the_fast_table_matches_results_fast():
 
     # the whole table, in its order (assert_quoted reads line breaks as spaces)
     assert_quoted(" ".join(render_table(results("results-fast.json")).splitlines()))
+
+
+def test_the_standard_set_s_seed_to_seed_figures_match_results_standard_seed1():
+    rows = results("results-standard-seed1.json")
+    assert {r["seed"] for r in rows} == {1} and {r["norm"] for r in rows} == {"Linf"}
+
+    def listed(field: str) -> str:
+        found = [f"{r['model']} {i}" for r in rows for i in r[f"{field}_samples"]]
+        return ", ".join(found) or "none"
+
+    missed = sum(r["missed_by_seed"] for r in rows)
+    assert_quoted(
+        f"Over its {len(rows)} entries the standard set at seed 1 leaves robust {missed} of the "
+        f"committed run's {sum(r['committed_breaks'] for r in rows)} breaks ({listed('missed_by_seed')}) "
+        f"and breaks {sum(r['new_breaks'] for r in rows)} that it left robust ({listed('new_breaks')}).")
+    fast_missed = sum(len(r["fast_missed_samples"]) for r in rows)
+    assert_quoted(
+        f"Of the {fast_missed} committed breaks that fast leaves robust on these entries, the standard "
+        f"set at seed 1 breaks {sum(r['fast_missed_stable'] for r in rows)} ({listed('fast_missed_stable')})")

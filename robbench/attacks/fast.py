@@ -25,9 +25,9 @@ why each is there:
    does not depend on the logits' scale. All nine targets, not the few most likely (in
    trials while the stages were chosen, three left robust samples that nine broke on
    the robust digits models); 25 steps instead of 100 keep the cost. In L∞, two random
-   restarts per target, its own draws (seed offset 7): atc-digits 271 and 319, which the
-   standard set breaks at both seeds it was run at, one draw inside this cascade broke
-   in 3 of 8 runs (both samples, seeds 0-3); with the second draw fast left fewer of the
+   restarts per target, its own draws (seed offset 7): one draw left robust samples that
+   the standard set breaks at both seeds it was run at (atc-digits 271 and 319, which
+   one draw broke in 3 of 8 runs by hand); with the second, fast left fewer of the
    standard set's breaks robust on the robust heads, for a few hundredths of
    AutoAttack's passes more (benchmarks/README.md).
    In L2, then AutoAttack's targeted FAB, 9 targets x 100 steps (AutoAttack's own): it
