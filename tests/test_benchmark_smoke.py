@@ -2,9 +2,9 @@
 budgets) through the module's own `__main__` entry point. Nothing is written into the
 repository: outputs go to tmp, and the committed runs/ and leaderboards/ are only read.
 (benchmarks.l2_suite and benchmarks.oracle have their own tests; benchmarks.cifar_path's
-tiny run is in test_cifar_path.py, which trains the checkpoint it needs; benchmarks.standard_seed
-has no tiny run, as the whole standard set takes tens of seconds even on three points:
-its comparison is tested in test_benchmarks.py.)"""
+tiny run is in test_cifar_path.py, which trains the checkpoint it needs;
+benchmarks.standard_seed has no tiny run, as the whole standard set takes tens of
+seconds even on three points: its comparison is tested in test_benchmarks.py.)"""
 
 from __future__ import annotations
 
