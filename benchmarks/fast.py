@@ -39,7 +39,7 @@ import numpy as np
 
 from benchmarks.oracle import committed_store, results_path, row_n
 from benchmarks.results_file import read_rows, write_rows
-from robbench.config import LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS
+from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS
 from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
 from robbench.evaluation.scoring import clean_correct, covering_records, robust_vectors
 from robbench.store.runs import RunStore
@@ -89,10 +89,10 @@ def oracle_broken(model_id: str, norm: str, n: int) -> list[int] | None:
 
 
 def run_eval(model_id: str, attack_id: str, n: int, device: str, data_root: str | None,
-             runs: Path) -> dict[str, Any]:
-    return evaluate(EvalRequest(model_id=model_id, attacks=[attack_id], n_examples=n, device=device,
-                                   data_root=data_root, runs_dir=runs, leaderboard=runs / "scratch.csv",
-                                   progress=False))
+             runs: Path, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    return evaluate(EvalRequest(model_id=model_id, attacks=[attack_id], n_examples=n, seed=seed,
+                                   device=device, data_root=data_root, runs_dir=runs,
+                                   leaderboard=runs / "scratch.csv", progress=False))
 
 
 def entry(model_id: str, norm: str, device: str, data_root: str | None, runs: Path,

@@ -31,13 +31,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.fast import OUT as FAST_OUT
-from benchmarks.fast import STANDARD, standard_broken
+from benchmarks.fast import STANDARD, run_eval, standard_broken
 from benchmarks.oracle import committed_store, row_n
 from benchmarks.results_file import read_rows, write_rows
-from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
-from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
-from robbench.store.runs import RunStore, run_dir
-from robbench.zoo.lookup import MODELS
+from robbench.config import LEADERBOARD_DIR, RUNS_DIR
+from robbench.evaluation.evaluator import versions
+from robbench.store.runs import RunStore
 from benchmarks import run_main
 
 
@@ -45,12 +44,8 @@ def seed_store(model_id: str, norm: str, n: int, seed: int, device: str, data_ro
                runs: Path) -> RunStore:
     """The store of the standard set at `seed` on the first n points, run into `runs`
     (records already there with the same parameters are reused, not run again)."""
-    evaluate(EvalRequest(model_id=model_id, attacks=[STANDARD[norm]], n_examples=n, seed=seed,
-                         device=device, data_root=data_root, runs_dir=runs,
-                         leaderboard=runs / "scratch.csv", progress=False))
-    model = MODELS.get(model_id)
-    eps = THREAT_DEFAULTS[model.dataset].eps(norm)
-    return RunStore(run_dir(runs, model_id, model.checkpoint_sha256, norm, eps, seed))
+    summary = run_eval(model_id, STANDARD[norm], n, device, data_root, runs, seed)
+    return RunStore(Path(summary["run_dir"]))
 
 
 def compare(committed: np.ndarray, at_seed: np.ndarray, fast_missed: list[int]) -> dict[str, Any]:
@@ -70,14 +65,14 @@ def compare(committed: np.ndarray, at_seed: np.ndarray, fast_missed: list[int]) 
 def entry(model_id: str, norm: str, seed: int, device: str, data_root: str | None, runs: Path,
           seed_runs: Path, leaderboards: Path, fast_rows: list[dict[str, Any]],
           n: int | None = None) -> dict[str, Any]:
+    fast = next((r for r in fast_rows if (r["model"], r["norm"]) == (model_id, norm)), None)
+    if fast is None:  # before the standard set runs, not after
+        raise SystemExit(f"error: {FAST_OUT.name} has no entry for {model_id} {norm}")
     if n is None:
         n = row_n(model_id, leaderboards, norm)
     committed, _, worst_committed = standard_broken(committed_store(model_id, norm, runs), n, norm)
     at_seed, _, worst_seed = standard_broken(
         seed_store(model_id, norm, n, seed, device, data_root, seed_runs), n, norm)
-    fast = next((r for r in fast_rows if (r["model"], r["norm"]) == (model_id, norm)), None)
-    if fast is None:
-        raise SystemExit(f"error: {FAST_OUT.name} has no entry for {model_id} {norm}")
     fast_missed = [i for i in fast["missed_vs_standard_samples"] if i < n]
     return {"model": model_id, "norm": norm, "n": n, "seed": seed, "device": device,
             "worst_committed": round(worst_committed, 2), "worst_seed": round(worst_seed, 2),
