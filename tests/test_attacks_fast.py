@@ -87,7 +87,8 @@ def test_a_success_of_the_restarts_is_a_point_within_eps_the_model_misclassifies
     assert (other - true > -1e-4).all()
 
 
-def test_fast_l2_runs_the_ddn_stages_and_the_further_smoothed_restarts_before_square():
+def test_fast_l2_runs_seven_l2_suite_stages_and_the_further_smoothed_restarts_before_square():
     stages = list(ATTACKS.get("fast-l2").attacks)
-    assert stages[-3:] == ["fast-ddn-l2", "fast-smoothed-relu-restarts-l2", "fast-square-l2"]
-    assert ATTACKS.get("fast-ddn-l2").stages == ("ddn", "ddn-walks", "ddn-restarts")
+    assert stages[-3:] == ["fast-suite-l2", "fast-smoothed-relu-restarts-l2", "fast-square-l2"]
+    assert ATTACKS.get("fast-suite-l2").stages == ("ddn", "ddn-margin", "fab-t", "apgd-t", "ddn-walks",
+                                                   "apgd-warm", "ddn-restarts")
