@@ -45,12 +45,12 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+from benchmarks import run_main
 from robbench.zoo.lookup import load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.pgd import PGD
 from robbench.config import THREAT_DEFAULTS
 from robbench.datasets import load_split
-from benchmarks import run_main
 
 DEFAULT_MODELS = ["nominal-digits", "clustr-digits", "at-digits", "trades-digits",
                   "nominal-mnist-t10k", "clustr-mnist-t10k", "at-mnist-t10k", "trades-mnist-t10k"]

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import run_main
 from benchmarks.results_file import write_rows
 from robbench.config import STANDARD_ATTACKS
 from robbench.evaluation.evaluator import EvalRequest, evaluate, versions
 from robbench.store.runs import RunStore
 from robbench.evaluation.scoring import WORST_CASE, covering_records, robust_vectors
-from benchmarks import run_main
 
 DEFAULT_OUT = Path("benchmarks/results-cascade.json")
 DEFAULT_MODELS = ["at-digits", "trades-mnist-t10k", "nominal-digits"]

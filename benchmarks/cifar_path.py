@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from benchmarks import run_main
 
 MODEL = "clustr-cifar10"

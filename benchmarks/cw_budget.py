@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
+from benchmarks import run_main
 from robbench.zoo.lookup import MODELS, load_model
 from robbench.attacks import ATTACKS
 from robbench.attacks.base import run_in_batches
 from robbench.config import DEFAULT_BATCH_SIZE, DEFAULT_SEED, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
 from robbench.store.runs import RunStore, run_dir
-from benchmarks import run_main
 
 
 def parse_budget(text: str) -> tuple[int, int]:

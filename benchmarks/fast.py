@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import run_main
 from benchmarks.oracle import committed_store, results_path, row_n
 from benchmarks.results_file import read_rows, write_rows
 from robbench.config import DEFAULT_SEED, LEADERBOARD_DIR, RUNS_DIR, STANDARD_ATTACKS
@@ -45,7 +46,6 @@ from robbench.evaluation.scoring import clean_correct, covering_records, robust_
 from robbench.store.runs import RunStore
 from robbench.store.table import read_table
 from robbench.zoo.lookup import MODELS
-from benchmarks import run_main
 
 OUT = Path(__file__).parent / "results-fast.json"
 NORMS = ("Linf", "L2")

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks import run_main
 from benchmarks.results_file import read_rows, write_rows
 from robbench.zoo.lookup import MODELS, load_model
 from robbench.attacks import ATTACKS
@@ -69,7 +70,6 @@ from robbench.config import (DEFAULT_BATCH_SIZE, DEFAULT_SEED, LEADERBOARD_DIR, 
                              STANDARD_ATTACKS, THREAT_DEFAULTS)
 from robbench.datasets import load_split
 from robbench.store.runs import RunStore, run_dir
-from benchmarks import run_main
 
 DATASET = "mnist-t10k"
 REFERENCE = ("cw", "ddn")

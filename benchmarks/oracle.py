@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from benchmarks import run_main
 from benchmarks.results_file import write_rows
 from robbench.zoo.lookup import MODELS, load_model
 from robbench.attacks.base import perturbation_norm
@@ -42,7 +43,6 @@ from robbench.datasets import load_split
 from robbench.evaluation.scoring import WORST_CASE, robust_vectors
 from robbench.store.table import read_table
 from robbench.store.runs import RunStore, run_dir
-from benchmarks import run_main
 
 LIBRARY_ATTACKS = {
     "Linf": ("torchattacks-apgd-ce", "torchattacks-apgd-dlr", "torchattacks-pgd", "pyautoattack"),

@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
+from benchmarks import run_main
 from benchmarks.oracle import broken, robbench_robust, row_n
 from benchmarks.results_file import write_rows
 from robbench.zoo.lookup import MODELS, load_model
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR, THREAT_DEFAULTS
 from robbench.datasets import load_split
-from benchmarks import run_main
 
 OUT = Path(__file__).parent / "results-square-draws.json"
 

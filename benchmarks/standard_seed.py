@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import run_main
 from benchmarks.fast import OUT as FAST_OUT
 from benchmarks.fast import STANDARD, run_eval, standard_broken
 from benchmarks.oracle import committed_store, row_n
@@ -37,7 +38,6 @@ from benchmarks.results_file import read_rows, write_rows
 from robbench.config import LEADERBOARD_DIR, RUNS_DIR
 from robbench.evaluation.evaluator import versions
 from robbench.store.runs import RunStore
-from benchmarks import run_main
 
 
 def seed_store(model_id: str, norm: str, n: int, seed: int, device: str, data_root: str | None,

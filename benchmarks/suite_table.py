@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from robbench.config import LEADERBOARD_DIR
 from benchmarks import run_main
+from robbench.config import LEADERBOARD_DIR
 
 LINF_COLUMNS = ["pgd100", "aa", "square", "transfer", "adaptive"]
 L2_COLUMNS = ["cw", "ddn"]

@@ -8,9 +8,9 @@ import argparse
 
 from tabulate import tabulate
 
+from benchmarks import run_main
 from robbench.zoo.lookup import MODELS
 from robbench.evaluation.evaluator import EvalRequest, evaluate
-from benchmarks import run_main
 
 
 def main() -> None:
