@@ -93,6 +93,9 @@ from robbench.attacks.pgd import PGD
 from robbench.attacks.smoothed_relu import SmoothedReLUPGD, SmoothedReLUPGDFrom
 
 
+CLOSENESS = -0.3  # stage 3's probe threshold (DLR loss; 0 is the boundary), in both norms
+
+
 def _component(id: str, norm: str, name: str, **kw: int) -> Attack:
     """One of AutoAttack's attacks (apgd-ce, apgd-dlr, apgd-t, fab-t, square) alone, registered."""
     return register_attack(AutoAttackRun(id=id, norm=norm, version="custom", attacks=(name,), **kw))
@@ -107,7 +110,7 @@ def _linf_stages() -> tuple[Attack, ...]:
                    _component("fast-apgd-dlr-restarts", "Linf", "apgd-dlr", steps=100, restarts=4),
                    _component("fast-apgd-t-close", "Linf", "apgd-t", steps=100, n_target_classes=9),
                    _component("fast-square-close", "Linf", "square", n_queries=1000))
-    close = register_attack(CloseRestarts(id="fast-close", norm="Linf", closeness=-0.3,
+    close = register_attack(CloseRestarts(id="fast-close", norm="Linf", closeness=CLOSENESS,
                                           attacks=tuple(a.id for a in where_close)))
     square = _component("fast-square", "Linf", "square", n_queries=200)
     return adaptive, apgd_ce, targeted, close, square
@@ -120,7 +123,7 @@ def _l2_stages() -> tuple[Attack, ...]:
     fab = _component("fast-fab-t-l2", "L2", "fab-t", steps=100, n_target_classes=9)
     restarts = (_component("fast-apgd-ce-restarts-l2", "L2", "apgd-ce", steps=100, restarts=2),
                 _component("fast-apgd-dlr-restarts-l2", "L2", "apgd-dlr", steps=100, restarts=2))
-    close = register_attack(CloseRestarts(id="fast-close-l2", norm="L2", closeness=-0.3,
+    close = register_attack(CloseRestarts(id="fast-close-l2", norm="L2", closeness=CLOSENESS,
                                           attacks=tuple(a.id for a in restarts)))
     suite = register_attack(L2Suite(id="fast-suite-l2", norm="L2",
                                     stages=("ddn", "ddn-margin", "fab-t", "apgd-t", "ddn-walks",
