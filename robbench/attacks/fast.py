@@ -59,7 +59,7 @@ why each is there:
      mat-mnist-t10k checked, the three DDN stages broke each one. With the DDN stages
      alone, fast-l2 still left 51 of the standard set's breaks robust over the 28 L2
      entries; run on the samples it left, the four stages added broke 23 of them (the
-     whole suite 27, for about three times the passes), and one sample of
+     whole suite 27, for two to three times the passes), and one sample of
      drp-mnist-t10k that every attack on record had left robust.
    - smoothed-ReLU PGD's restarts 1-3 at each β (the starts of smoothed-relu-l2's
      restarts 1-3; stage 1 ran restart 0): on the thresholding heads, the samples
