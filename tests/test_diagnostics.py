@@ -132,7 +132,7 @@ def fake_store(tmp_path, successes: dict[str, list[bool]], params: dict[str, dic
     return store
 
 
-@pytest.mark.parametrize("black_box", ["square", "transfer"])
+@pytest.mark.parametrize("black_box", ["square", "transfer", "square-l2-restarts", "fast-square"])
 def test_black_box_beating_white_box_is_flagged(tmp_path, black_box):
     store = fake_store(tmp_path, {"pgd20": [True] * 5 + [False] * 15,
                                   black_box: [True] * 8 + [False] * 12})

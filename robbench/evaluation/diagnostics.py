@@ -48,8 +48,7 @@ PROBABILITY_TOL = 1e-3
 LARGE_EPS_LINF = 0.5  # the L2 budget is LARGE_EPS_LINF * sqrt(input size): the Linf ball's corner
 LARGE_EPS_STEPS = 20
 CHANCE_MARGIN = 0.10  # accuracy at the large ε must be ≤ chance + 10 points
-BLACK_BOX_ATTACKS = ("square", "square-l2", "square-l2-long", "square-l2-long2",
-                     "square-l2-restarts", "transfer")
+BLACK_BOX_KINDS = ("score-based", "transfer")  # Attack.kind of the attacks that use no gradient
 BEAT_MARGIN_POINTS = 1.0
 
 
@@ -207,6 +206,12 @@ def _has_gradient_free_stage(attack_id: str) -> bool:
     return attack_id in ATTACKS and ATTACKS.get(attack_id).gradient_free
 
 
+def _is_black_box(attack_id: str) -> bool:
+    """Square alone (any draw or length) or transfer: read from the attack's kind, so a
+    new Square variant counts without a list to keep."""
+    return attack_id in ATTACKS and ATTACKS.get(attack_id).kind in BLACK_BOX_KINDS
+
+
 def check_black_box(store: RunStore, n: int, attack_ids: list[str]) -> CheckResult:
     """(d) Square or transfer beating the white-box attacks: per sample, the black-box
     attack fools clean-correct points that every white-box attack on record failed on,
@@ -216,8 +221,8 @@ def check_black_box(store: RunStore, n: int, attack_ids: list[str]) -> CheckResu
     An attack with a gradient-free stage (AutoAttack, `fast`, a Square-then-APGD
     ensemble) is on neither side: its Square stage would count as white-box and hide
     the very breaks this check looks for."""
-    black = [a for a in attack_ids if a in BLACK_BOX_ATTACKS]
-    white = [a for a in attack_ids if a not in BLACK_BOX_ATTACKS and not _has_gradient_free_stage(a)]
+    black = [a for a in attack_ids if _is_black_box(a)]
+    white = [a for a in attack_ids if not _is_black_box(a) and not _has_gradient_free_stage(a)]
     if not black or not white:
         return CheckResult("black-box", skipped="needs a black-box (square, transfer) and a "
                                                 "white-box attack on record")
