@@ -54,13 +54,13 @@ why each is there:
      where the first ended near ε (within 1.2 and 1.1 ε); DDN on the C&W margin from ε
      (ddn-margin); its FAB-T and its targeted APGD toward the most likely classes, the
      latter only where the best point so far lies within 1.1 ε; and APGD from the best
-     point beyond ε projected onto the ball (apgd-warm). The l2-suite
-     broke over half of the samples an earlier fast-l2 missed; on the ten of
-     mat-mnist-t10k checked, the three DDN stages broke each one. With the DDN stages
-     alone, fast-l2 still left 51 of the standard set's breaks robust over the 28 L2
-     entries; run on the samples it left, the four stages added broke 23 of them (the
-     whole suite 27, for two to three times the passes), and one sample of
-     drp-mnist-t10k that every attack on record had left robust.
+     point beyond ε projected onto the ball (apgd-warm). The l2-suite broke over half
+     of the samples an earlier fast-l2 missed; on the ten of mat-mnist-t10k checked,
+     the three DDN stages broke each one. With the DDN stages alone, fast-l2 still left
+     51 of the standard set's breaks robust over the 28 L2 entries; run on the samples
+     it left, the four stages added broke 23 of them (the whole suite 27, for two to
+     three times the passes), and one sample of drp-mnist-t10k that every attack on
+     record had left robust.
    - smoothed-ReLU PGD's restarts 1-3 at each β (the starts of smoothed-relu-l2's
      restarts 1-3; stage 1 ran restart 0): on the thresholding heads, the samples
      fast-l2 missed were mostly ones only the standard set's four restarts broke. On the
