@@ -48,7 +48,7 @@ PROBABILITY_TOL = 1e-3
 LARGE_EPS_LINF = 0.5  # the L2 budget is LARGE_EPS_LINF * sqrt(input size): the Linf ball's corner
 LARGE_EPS_STEPS = 20
 CHANCE_MARGIN = 0.10  # accuracy at the large ε must be ≤ chance + 10 points
-BLACK_BOX_KINDS = ("score-based", "transfer")  # Attack.kind of the attacks that use no gradient
+BLACK_BOX_KINDS = ("score-based", "transfer")  # Attack.kind: no gradient of the attacked model
 BEAT_MARGIN_POINTS = 1.0
 
 
